@@ -1,0 +1,86 @@
+"""Training objectives and score functions of the learned metrics (SIAMESE, SSL, SPE).
+
+Each `*_loss_fn` closes over device-resident data and returns `loss(params, key)` for
+:func:`sslmetric.experiment.loop.train`; `key` draws the step's mini-batch.
+
+Ranking by a learned metric uses the *logit* of the ensemble distance,
+s(a, b) = Σ_i h_i D_i(a, b) + b, not D = sigmoid(s): sigmoid is increasing, so the order
+is the same, but in float32 it saturates to exactly 1 for far items and would turn real
+differences into ties.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sslmetric.eval.pairs import NoisyPairs
+from sslmetric.model import spe
+from sslmetric.model.distance import channel_distances, pair_distance
+from sslmetric.model.gp import model_nll
+from sslmetric.model.losses import contrastive_loss
+from sslmetric.model.towers import embed, take_rows
+
+
+def _batch(key: jax.Array, pairs: tuple, batch_size: int) -> tuple:
+  """A uniform mini-batch (with replacement) of the pairs (a, b, y)."""
+  idx = jax.random.randint(key, (batch_size,), 0, pairs[0].shape[0])
+  return tuple(p[idx] for p in pairs)
+
+
+def device_pairs(pairs: NoisyPairs) -> tuple:
+  return (jnp.asarray(pairs.a), jnp.asarray(pairs.b), jnp.asarray(pairs.y))
+
+
+def siamese_loss_fn(*, inputs: Sequence, pairs: NoisyPairs, batch_size: int,
+                    margin: float):
+  """Contrastive loss (Eq. 2) of the ensemble distance on mini-batches of noisy pairs."""
+  data = device_pairs(pairs)
+
+  def loss(params, key):
+    a, b, y = _batch(key, data, batch_size)
+    emb_a = embed(params["towers"], take_rows(inputs, a))  # F_i(x_a): [B, w_i]
+    emb_b = embed(params["towers"], take_rows(inputs, b))
+    d = pair_distance(params["w"], emb_a, emb_b)  # D(a, b) = σ(Σ h_i D_i + b)
+    return contrastive_loss(d=d, y=y, margin=margin)
+
+  return loss
+
+
+def ssl_loss_fn(*, train_inputs: Sequence, y: np.ndarray, inducing_idx=None,
+                titsias: bool = False):
+  """GP negative log marginal likelihood (Eq. 6; sparse App. G when `inducing_idx`)."""
+  y = jnp.asarray(y)
+  idx = None if inducing_idx is None else jnp.asarray(inducing_idx)
+
+  def loss(params, key):
+    del key  # full-batch objective
+    return model_nll(params, train_inputs, y, inducing_idx=idx, titsias=titsias)
+
+  return loss
+
+
+def metric_score_fn(params: dict, inputs: Sequence):
+  """score(q, c) = -(Σ_i h_i D_i(q, c) + b), for `sslmetric.eval.ranking.topk`."""
+  emb = embed(params["towers"], inputs)  # every item once: tuple of [I, w_i]
+  w = params["w"]
+
+  @jax.jit
+  def score(query_idx: jax.Array, cand_idx: jax.Array) -> jax.Array:
+    d = channel_distances(take_rows(emb, query_idx), take_rows(emb, cand_idx))  # [q, c, p]
+    return -(d @ w.h + w.b)
+
+  return score
+
+
+def spe_loss_fn(*, pairs: NoisyPairs, batch_size: int, content, beta, warm):
+  data = device_pairs(pairs)
+
+  def loss(params, key):
+    a, b, y = _batch(key, data, batch_size)
+    return spe.spe_loss(params, a=a, b=b, y=y, content=content, beta=beta, warm=warm)
+
+  return loss
