@@ -12,7 +12,7 @@ MovieLens-100K (:func:`fetch_ml100k`) tries, in order:
 
 Verification: the RecBole files must match :data:`RECBOLE_SHA256` byte for byte; the
 GroupLens layout must hold the same ratings, checked through
-:func:`sslmetric.data.movielens.ratings_digest` (sha256 of the sorted ratings rendered as
+:func:`sslmetric.data.tables.ratings_digest` (sha256 of the sorted ratings rendered as
 text), whose value for ML-100K is :data:`ML100K_RATINGS_DIGEST` (derived from the RecBole
 files; a test recomputes it). A copy in the cache that fails verification is an error (it
 is not overwritten); a downloaded copy that fails is recorded and the next route is tried.
@@ -37,7 +37,7 @@ import urllib.request
 import zipfile
 from typing import Callable, NamedTuple, Optional
 
-from sslmetric.data import movielens
+from sslmetric.data import movielens, tables
 from sslmetric.data.types import DataError
 
 GROUPLENS_BASE = "https://files.grouplens.org/datasets/movielens"
@@ -109,11 +109,11 @@ def verify_ml100k(directory, layout: str) -> None:
       if got != want:
         raise FetchError(f"{path}: sha256 {got} != expected {want}")
   elif layout == "grouplens-100k":
-    got = movielens.ratings_digest(movielens.read_ratings(d / "u.data", sep="\t"))
+    got = tables.ratings_digest(tables.read_ratings(d / "u.data", sep="\t"))
     if got != ML100K_RATINGS_DIGEST:
       raise FetchError(f"{d / 'u.data'}: ratings digest {got} != expected "
                        f"{ML100K_RATINGS_DIGEST} (not the ML-100K ratings)")
-    lines, _ = movielens.read_text_lines(d / "u.item")
+    lines, _ = tables.read_text_lines(d / "u.item")
     n = sum(1 for ln in lines if ln.strip())
     if n != ML100K_NUM_ITEMS:
       raise FetchError(f"{d / 'u.item'}: {n} items, expected {ML100K_NUM_ITEMS}")

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from sslmetric.data import fetch, movielens, yelp
-from sslmetric.data.movielens import HALF_STARS, WHOLE_STARS
+from sslmetric.data.tables import HALF_STARS, WHOLE_STARS
 from sslmetric.data.types import Dataset
 
 MOVIELENS_SCALES = {
@@ -45,7 +45,7 @@ def load_dataset(name: str, data_dir: Optional[str] = None, *, path=None,
       MovieLens; `max_reviews`, `top_k_categories`, `chunk_lines` for Yelp.
 
   Returns:
-    The Dataset (see :mod:`sslmetric.data.movielens` for the shared conventions).
+    The Dataset (see :mod:`sslmetric.data.tables` for the shared conventions).
   """
   for prefix, kind in _PREFIXES.items():
     if name.startswith(prefix):

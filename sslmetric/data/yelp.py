@@ -11,7 +11,7 @@ The review file (about 5 GB) is streamed: `chunk_lines` lines at a time are pars
 Python lists, turned into numpy arrays and appended to a list of chunks; user ids are
 encoded through a dict as they are first seen. Memory is the arrays (16 bytes a review),
 the id dict and one chunk, never the file. The finished dataset follows the shared rules
-of :mod:`sslmetric.data.movielens`: dense indices in sorted raw-id order (as strings),
+of :mod:`sslmetric.data.tables`: dense indices in sorted raw-id order (as strings),
 duplicates (user, business) keep the latest review (ties: the later line), every business
 is an item, and the report counts every dropped or cut row.
 """
@@ -25,8 +25,8 @@ from typing import Optional
 
 import numpy as np
 
-from sslmetric.data.movielens import (WHOLE_STARS, ItemTable, RatingScale, assemble_dataset,
-                                      check_scale)
+from sslmetric.data.tables import (WHOLE_STARS, ItemTable, RatingScale, assemble_dataset,
+                                   check_scale)
 from sslmetric.data.types import Dataset, FilterReport, data_error
 
 BUSINESS_FILE = "yelp_academic_dataset_business.json"

@@ -21,7 +21,7 @@ import zipfile
 
 import pytest
 
-from sslmetric.data import fetch, movielens
+from sslmetric.data import fetch, movielens, tables
 from sslmetric.data.types import DataError
 
 RECBOLE_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
@@ -30,23 +30,6 @@ RECBOLE_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 @pytest.fixture
 def real(shared_data_dir) -> pathlib.Path:
   return shared_data_dir / "ml-100k"
-
-
-def to_grouplens(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
-  """The real RecBole ML-100K rewritten in the GroupLens layout (u.data, u.item, u.genre)."""
-  dest.mkdir(parents=True, exist_ok=True)
-  inter = (src / "ml-100k.inter").read_text().splitlines()[1:]
-  (dest / "u.data").write_text("".join(line + "\n" for line in inter))
-  genres = movielens.MOVIELENS_GENRES
-  out = []
-  for line in (src / "ml-100k.item").read_text("utf-8").splitlines()[1:]:
-    item_id, title, year, classes = line.split("\t")
-    date = f"01-Jan-{year}" if year.isdigit() else ""
-    flags = ["1" if g in classes.split() else "0" for g in genres]
-    out.append("|".join([item_id, f"{title} ({year})", date, "", "url"] + flags))
-  (dest / "u.item").write_bytes(("\n".join(out) + "\n").encode("latin-1"))
-  (dest / "u.genre").write_text("".join(f"{g}|{j}\n" for j, g in enumerate(genres)))
-  return dest
 
 
 def make_zip(path: pathlib.Path, members: dict) -> pathlib.Path:
@@ -106,7 +89,7 @@ def test_constants_are_derived_from_the_real_files(real):
   text = "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows)
   assert hashlib.sha256(text.encode()).hexdigest() == fetch.ML100K_RATINGS_DIGEST
   table = movielens.read_recbole_inter(real / "ml-100k.inter")
-  assert movielens.ratings_digest(table) == fetch.ML100K_RATINGS_DIGEST
+  assert tables.ratings_digest(table) == fetch.ML100K_RATINGS_DIGEST
 
 
 # ----------------------------------------------------------------------------- cache
@@ -121,8 +104,8 @@ def test_cache_route_recbole_layout_via_env(real, tmp_path, monkeypatch):
   assert got == fetch.Fetched(tmp_path / "ml-100k", "recbole", "cache")
 
 
-def test_cache_route_grouplens_layout(real, tmp_path):
-  to_grouplens(real, tmp_path / "ml-100k")
+def test_cache_route_grouplens_layout(write_ml100k_grouplens, tmp_path):
+  write_ml100k_grouplens(tmp_path / "ml-100k")
   got = fetch.fetch_ml100k(tmp_path, routes=("cache",))
   assert got == fetch.Fetched(tmp_path / "ml-100k", "grouplens-100k", "cache")
 
@@ -140,8 +123,8 @@ def test_cache_checksum_mismatch_is_an_error_and_files_are_kept(real, tmp_path):
   assert (d / "ml-100k.item").read_bytes() == bad
 
 
-def test_cache_grouplens_digest_mismatch(real, tmp_path):
-  d = to_grouplens(real, tmp_path / "ml-100k")
+def test_cache_grouplens_digest_mismatch(write_ml100k_grouplens, tmp_path):
+  d = write_ml100k_grouplens(tmp_path / "ml-100k")
   lines = (d / "u.data").read_text().splitlines()
   u, i, r, t = lines[0].split("\t")
   lines[0] = "\t".join([u, i, str(int(r) % 5 + 1), t])  # one rating changed
@@ -153,8 +136,8 @@ def test_cache_grouplens_digest_mismatch(real, tmp_path):
 
 # ----------------------------------------------------------------------------- downloads
 
-def test_grouplens_route_from_a_served_archive(real, tmp_path):
-  gl = to_grouplens(real, tmp_path / "gl")
+def test_grouplens_route_from_a_served_archive(write_ml100k_grouplens, tmp_path):
+  gl = write_ml100k_grouplens(tmp_path / "gl")
   site = tmp_path / "site"
   site.mkdir()
   make_zip(site / "ml-100k.zip", {f"ml-100k/{n}": (gl / n).read_bytes()
@@ -169,8 +152,9 @@ def test_grouplens_route_from_a_served_archive(real, tmp_path):
   assert fetch.fetch_ml100k(home, routes=("cache",)).route == "cache"
 
 
-def test_tampered_archive_falls_through_to_the_wheel(real, tmp_path):
-  gl = to_grouplens(real, tmp_path / "gl")
+def test_tampered_archive_falls_through_to_the_wheel(real, write_ml100k_grouplens,
+                                                    tmp_path):
+  gl = write_ml100k_grouplens(tmp_path / "gl")
   site = tmp_path / "site"
   site.mkdir()
   data = (gl / "u.data").read_text().splitlines()[1:]  # one rating missing

@@ -2,16 +2,17 @@
 
 Every fixture is written here in the exact layout of its release (including the quirks:
 latin-1 titles, "(V)" tags, empty release dates, quoted CSV titles, RecBole's "unkonwn"
-and "V" year). Expected values are computed in the tests from the rows they wrote.
+and "V" year). Expected values are computed in the tests from the rows they wrote. The
+real ML-100K in the GroupLens layout comes from the `write_ml100k_grouplens` fixture
+(tests/conftest.py).
 """
 
-import hashlib
 import pathlib
 
 import numpy as np
 import pytest
 
-from sslmetric.data import movielens
+from sslmetric.data import movielens, tables
 from sslmetric.data.types import DataError
 
 # ----------------------------------------------------------------------------- fixtures
@@ -87,8 +88,8 @@ def test_grouplens_100k_matches_rows_written(basic):
       "item years taken from the release date (none in the title)": 1,
       "items with unknown release year (NaN)": 1,
       "annotations after the year removed from the title, e.g. '(V)'": 1,
-      movielens.DUPLICATE_RULE: 0,
-      movielens.NO_INTERACTIONS: 1,
+      tables.DUPLICATE_RULE: 0,
+      tables.NO_INTERACTIONS: 1,
   }
 
 
@@ -107,7 +108,7 @@ def test_duplicates_keep_latest_then_later_line(tmp_path):
   # (1, 1) has four rows; latest timestamp 300 twice -> the later line (rating 3) wins.
   np.testing.assert_array_equal(ds.interactions.rating, [4, 3])  # file order kept
   np.testing.assert_array_equal(ds.interactions.timestamp, [50, 300])
-  assert ds.report.as_dict()[movielens.DUPLICATE_RULE] == 3
+  assert ds.report.as_dict()[tables.DUPLICATE_RULE] == 3
 
 
 def test_blank_lines_are_counted_and_line_numbers_stay_right(tmp_path):
@@ -209,7 +210,7 @@ ML1M_MOVIES = [(1, "Toy Story (1995)", "Animation|Children's|Comedy"),
 def test_ml1m_dat(tmp_path):
   ratings = [(6040, 1, 5, 978300760), (1, 2, 3, 978302109), (1, 1, 4, 978301968)]
   ds = movielens.load_movielens(write_dat(tmp_path / "ml-1m", ratings, ML1M_MOVIES),
-                                rating_scale=movielens.WHOLE_STARS)
+                                rating_scale=tables.WHOLE_STARS)
   np.testing.assert_array_equal(ds.interactions.user_ids, ["1", "6040"])
   np.testing.assert_array_equal(ds.interactions.user, [1, 0, 0])
   np.testing.assert_array_equal(ds.interactions.item, [0, 1, 0])
@@ -222,7 +223,7 @@ def test_ml1m_dat(tmp_path):
   names = ds.items.category_names
   for (_, _, g), row in zip(ML1M_MOVIES, ds.items.categories):
     assert {names[j] for j in np.flatnonzero(row)} == set(g.split("|"))
-  assert ds.report.as_dict()[movielens.NO_INTERACTIONS] == 1
+  assert ds.report.as_dict()[tables.NO_INTERACTIONS] == 1
   assert ds.rating_scale == (1.0, 5.0)
 
 
@@ -234,7 +235,7 @@ def test_ml10m_dat_half_stars_and_utf8(tmp_path):
   np.testing.assert_array_equal(ds.interactions.rating, [4.5, 0.5])
   assert ds.items.titles[1] == "Cité des enfants perdus, La"
   with pytest.raises(DataError, match=r"ratings\.dat:1: field 'rating': 4\.5 .* steps of 1"):
-    movielens.load_movielens(d, rating_scale=movielens.WHOLE_STARS)
+    movielens.load_movielens(d, rating_scale=tables.WHOLE_STARS)
 
 
 @pytest.mark.parametrize("row, where", [
@@ -249,7 +250,7 @@ def test_ratings_dat_errors(tmp_path, row, where):
   d = write_dat(tmp_path, [(1, 1, 5, 1)], ML1M_MOVIES)
   (d / "ratings.dat").write_text((d / "ratings.dat").read_text() + row + "\n")
   with pytest.raises(DataError, match=where):
-    movielens.load_movielens(d, rating_scale=movielens.WHOLE_STARS)
+    movielens.load_movielens(d, rating_scale=tables.WHOLE_STARS)
 
 
 def test_movies_dat_errors(tmp_path):
@@ -292,7 +293,7 @@ def test_csv_layout(tmp_path):
   assert ds.items.categories[2, ds.items.category_names.index("(no genres listed)")]
   report = ds.report.as_dict()
   assert report["items with no year in the title (year NaN)"] == 1
-  assert report[movielens.NO_INTERACTIONS] == 2
+  assert report[tables.NO_INTERACTIONS] == 2
 
 
 @pytest.mark.parametrize("row, where", [
@@ -410,32 +411,11 @@ def test_split_title_year(raw, expected):
 
 # ----------------------------------------------------------------------------- real data
 
-def recbole_to_grouplens(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
-  """Writes the real RecBole ML-100K in the GroupLens layout, as GroupLens has it."""
-  dest.mkdir(parents=True, exist_ok=True)
-  inter = (src / "ml-100k.inter").read_text().splitlines()[1:]
-  (dest / "u.data").write_text("".join(line + "\n" for line in inter))
-  genres = movielens.MOVIELENS_GENRES
-  out = []
-  for line in (src / "ml-100k.item").read_text("utf-8").splitlines()[1:]:
-    item_id, title, year, classes = line.split("\t")
-    if year == "V":  # GroupLens: "... (1995) (V)"; RecBole kept "(1995)" in the title
-      title, date = f"{title} (V)", "01-Jan-1995"
-    elif year == "unkonwn":
-      title, date = "unknown", ""
-    else:
-      title, date = f"{title} ({year})", f"01-Jan-{year}"
-    flags = ["1" if g in classes.split() else "0" for g in genres]
-    out.append("|".join([item_id, title, date, "", "http://us.imdb.com/"] + flags))
-  (dest / "u.item").write_bytes(("\n".join(out) + "\n").encode("latin-1"))
-  (dest / "u.genre").write_text("".join(f"{g}|{j}\n" for j, g in enumerate(genres)))
-  return dest
-
-
-def test_real_ml100k_both_layouts_agree(shared_data_dir, tmp_path):
+def test_real_ml100k_both_layouts_agree(shared_data_dir, ml100k_dataset,
+                                        write_ml100k_grouplens, tmp_path):
   real = shared_data_dir / "ml-100k"
-  a = movielens.load_movielens(real)
-  b = movielens.load_movielens(recbole_to_grouplens(real, tmp_path / "ml-100k"))
+  a = ml100k_dataset  # load_movielens(real)
+  b = movielens.load_movielens(write_ml100k_grouplens(tmp_path / "ml-100k"))
   assert movielens.detect_layout(real) == "recbole"
   for f in ("user", "item", "rating", "timestamp", "user_ids", "item_ids"):
     np.testing.assert_array_equal(getattr(a.interactions, f), getattr(b.interactions, f))
@@ -449,12 +429,3 @@ def test_real_ml100k_both_layouts_agree(shared_data_dir, tmp_path):
   for row, (u, i, r, t) in enumerate(first):
     assert (inter.user_ids[inter.user[row]], inter.item_ids[inter.item[row]]) == (u, i)
     assert (inter.rating[row], inter.timestamp[row]) == (float(r), int(t))
-
-
-def test_ratings_digest_matches_independent_rendering(shared_data_dir):
-  path = shared_data_dir / "ml-100k" / "ml-100k.inter"
-  rows = sorted(tuple(int(float(x)) for x in ln.split("\t"))
-                for ln in path.read_text().splitlines()[1:])
-  want = hashlib.sha256("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows)
-                        .encode()).hexdigest()
-  assert movielens.ratings_digest(movielens.read_recbole_inter(path)) == want

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sslmetric.data import movielens, registry, yelp
+from sslmetric.data import registry, tables, yelp
 from sslmetric.data.types import DataError
 
 
@@ -29,7 +29,7 @@ def test_real_ml100k_facts(home):
   assert s["rating_scale"] == (1.0, 5.0)
   assert (s["first_date"], s["last_date"]) == ("1997-09-20", "1998-04-22")
   assert s["items_without_interactions"] == 0 and s["users_without_interactions"] == 0
-  assert s["report"][movielens.DUPLICATE_RULE] == 0
+  assert s["report"][tables.DUPLICATE_RULE] == 0
   assert set(np.unique(ds.interactions.rating)) == {1, 2, 3, 4, 5}
   lines = registry.summary_lines(ds)
   assert "100,000 interactions, 943 users, 1,682 items" in lines[1]

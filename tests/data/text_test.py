@@ -6,7 +6,6 @@ Tolerance (float32): max |ours - reference| ≤ 1e-5 per coordinate and cosine >
 (observed when written: 2e-7 and 1 - 6e-8).
 """
 
-import json
 import pathlib
 
 import chex
@@ -172,73 +171,3 @@ def test_available_when_installed():
   config = text.load_config(text.find_model_dir())
   assert (config.hidden_size, config.num_heads, config.num_layers) == (384, 12, 6)
   assert config.max_seq_length == 256 and config.layer_norm_eps == 1e-12
-
-
-# ------------------------------------------------------------------ disk cache
-
-
-def _fake_model_dir(tmp_path) -> pathlib.Path:
-  d = tmp_path / "model"
-  d.mkdir()
-  (d / "config.json").write_text(json.dumps({"hidden_size": 384}))
-  (d / "tokenizer.json").write_text("{}")
-  (d / "model.safetensors").write_bytes(b"\0" * 16)
-  return d
-
-
-class _CountingEncoder:
-
-  def __init__(self):
-    self.calls = []
-
-  def __call__(self, texts, *, model_dir=None, dtype=jnp.float32, **unused):
-    self.calls.append(list(texts))
-    rng = np.random.default_rng(len(self.calls))
-    return rng.normal(size=(len(texts), text.EMBEDDING_DIM)).astype(np.float32)
-
-
-def test_cache_second_call_does_not_run_the_model(tmp_path, monkeypatch):
-  model_dir = _fake_model_dir(tmp_path)
-  enc = _CountingEncoder()
-  monkeypatch.setattr(text, "encode_texts", enc)
-  cache = tmp_path / "cache"
-  texts = ["Toy Story (1995)", "Café", ""]
-  first = text.cached_text_embeddings(texts, cache_dir=cache, model_dir=model_dir)
-  second = text.cached_text_embeddings(texts, cache_dir=cache, model_dir=model_dir)
-  assert enc.calls == [texts]
-  np.testing.assert_array_equal(first, second)
-  assert second.dtype == np.float32 and len(list(cache.glob("*.npy"))) == 1
-
-  # Any change of the exact list (order, one character) is a new key.
-  text.cached_text_embeddings(texts[::-1], cache_dir=cache, model_dir=model_dir)
-  text.cached_text_embeddings(["Toy Story (1995) ", "Café", ""], cache_dir=cache,
-                              model_dir=model_dir)
-  assert len(enc.calls) == 3
-  # So is a change of the model's config.
-  (model_dir / "config.json").write_text(json.dumps({"hidden_size": 385}))
-  text.cached_text_embeddings(texts, cache_dir=cache, model_dir=model_dir)
-  assert len(enc.calls) == 4
-
-
-def test_cache_env_var_and_corrupt_file(tmp_path, monkeypatch):
-  model_dir = _fake_model_dir(tmp_path)
-  enc = _CountingEncoder()
-  monkeypatch.setattr(text, "encode_texts", enc)
-  monkeypatch.setenv(text.CACHE_ENV_VAR, str(tmp_path / "root"))
-  assert text.default_cache_dir() == tmp_path / "root" / "text_embeddings"
-  first = text.cached_text_embeddings(["a", "b"], model_dir=model_dir)
-  (path,) = (tmp_path / "root" / "text_embeddings").glob("*.npy")
-  path.write_bytes(b"not a numpy file")
-  second = text.cached_text_embeddings(["a", "b"], model_dir=model_dir)
-  assert len(enc.calls) == 2  # recomputed, not crashed
-  assert not np.array_equal(first, second)
-  np.testing.assert_array_equal(np.load(path), second)  # and the file was replaced
-
-
-@needs_model
-def test_cache_with_the_real_model(tmp_path, reference, ours):
-  texts = reference["texts"][:3]
-  got = text.cached_text_embeddings(texts, cache_dir=tmp_path)
-  np.testing.assert_allclose(got, ours[:3], atol=ATOL, rtol=0)
-  again = text.cached_text_embeddings(texts, cache_dir=tmp_path)
-  np.testing.assert_array_equal(again, got)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sslmetric.data import movielens, yelp
+from sslmetric.data import tables, yelp
 from sslmetric.data.types import DataError
 
 BUSINESSES = [
@@ -70,8 +70,8 @@ def test_yelp_matches_rows_written(tmp_path):
     assert {names[j] for j in np.flatnonzero(row)} == want
   assert ds.rating_scale == (1.0, 5.0)
   report = ds.report.as_dict()
-  assert report[movielens.DUPLICATE_RULE] == 1
-  assert report[movielens.NO_INTERACTIONS] == 1
+  assert report[tables.DUPLICATE_RULE] == 1
+  assert report[tables.NO_INTERACTIONS] == 1
   assert report["businesses with no categories in the file"] == 1
   assert report["categories cut by top_k_categories=None"] == 0
 

@@ -1,45 +1,18 @@
 """Tests of the trivial rankers (random, popularity, genre Jaccard)."""
 
 import fractions
-import pathlib
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.stats
 
-from sslmetric.data.types import Dataset, Interactions, Items
+from sslmetric.data.types import Interactions
 from sslmetric.eval import baselines
 from sslmetric.eval import ground_truth as gt_lib
 from sslmetric.eval import metrics
 from sslmetric.eval import ranking
 from sslmetric.eval import split as split_lib
-
-
-def _read_ml100k(data_dir: pathlib.Path):
-  """A tiny independent reader of the RecBole atomic files -> (Dataset, raw frame)."""
-  d = data_dir / "ml-100k"
-  inter = pd.read_csv(d / "ml-100k.inter", sep="\t", dtype=str)
-  inter.columns = [c.split(":")[0] for c in inter.columns]
-  item = pd.read_csv(d / "ml-100k.item", sep="\t", dtype=str, keep_default_na=False)
-  item.columns = [c.split(":")[0] for c in item.columns]
-  item_ids = item["item_id"].to_numpy()
-  user_ids = np.unique(inter["user_id"].to_numpy())
-  genres = [g.split() for g in item["class"]]
-  names = tuple(sorted({x for g in genres for x in g}))
-  cats = np.array([[x in g for x in names] for g in genres], bool)
-  items = Items(item_ids=item_ids, titles=item["movie_title"].to_numpy(),
-                years=pd.to_numeric(item["release_year"],
-                                    errors="coerce").to_numpy(float),
-                categories=cats, category_names=names)
-  log = Interactions(
-      user=np.searchsorted(user_ids, inter["user_id"].to_numpy()).astype(np.int32),
-      item=pd.Index(item_ids).get_indexer(inter["item_id"]).astype(np.int32),
-      rating=inter["rating"].astype(np.float32).to_numpy(),
-      timestamp=inter["timestamp"].astype(float).astype(np.int64).to_numpy(),
-      user_ids=user_ids, item_ids=item_ids)
-  return Dataset("ml-100k", log, items, (1.0, 5.0)), inter
 
 
 def _brute_force_topk(score, queries, num_items, k):
@@ -108,8 +81,8 @@ def test_genre_jaccard_matches_exact_fractions(seed):
   np.testing.assert_array_equal(got, _brute_force_topk(exact, range(25), 25, 8))
 
 
-def test_real_ml100k_trivial_rankers(shared_data_dir):
-  ds, _ = _read_ml100k(shared_data_dir)
+def test_real_ml100k_trivial_rankers(ml100k_dataset):
+  ds = ml100k_dataset
   log = ds.interactions
   s = split_lib.temporal_split(log, f=0.05)
   truth = gt_lib.ground_truth(log, s.test_items, window=10)

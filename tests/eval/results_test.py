@@ -1,44 +1,18 @@
 """Tests of the results contract: results.json, rankings CSV, recomputation, table."""
 
 import json
-import pathlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sslmetric.data.types import Dataset, DataError, Interactions, Items
+from sslmetric.data.types import DataError
 from sslmetric.eval import baselines
 from sslmetric.eval import ground_truth as gt_lib
 from sslmetric.eval import metrics
 from sslmetric.eval import ranking
 from sslmetric.eval import results
 from sslmetric.eval import split as split_lib
-
-
-def _read_ml100k(data_dir: pathlib.Path):
-  """A tiny independent reader of the RecBole atomic files -> (Dataset, raw frame)."""
-  d = data_dir / "ml-100k"
-  inter = pd.read_csv(d / "ml-100k.inter", sep="\t", dtype=str)
-  inter.columns = [c.split(":")[0] for c in inter.columns]
-  item = pd.read_csv(d / "ml-100k.item", sep="\t", dtype=str, keep_default_na=False)
-  item.columns = [c.split(":")[0] for c in item.columns]
-  item_ids = item["item_id"].to_numpy()
-  user_ids = np.unique(inter["user_id"].to_numpy())
-  genres = [g.split() for g in item["class"]]
-  names = tuple(sorted({x for g in genres for x in g}))
-  cats = np.array([[x in g for x in names] for g in genres], bool)
-  items = Items(item_ids=item_ids, titles=item["movie_title"].to_numpy(),
-                years=pd.to_numeric(item["release_year"],
-                                    errors="coerce").to_numpy(float),
-                categories=cats, category_names=names)
-  log = Interactions(
-      user=np.searchsorted(user_ids, inter["user_id"].to_numpy()).astype(np.int32),
-      item=pd.Index(item_ids).get_indexer(inter["item_id"]).astype(np.int32),
-      rating=inter["rating"].astype(np.float32).to_numpy(),
-      timestamp=inter["timestamp"].astype(float).astype(np.int64).to_numpy(),
-      user_ids=user_ids, item_ids=item_ids)
-  return Dataset("ml-100k", log, items, (1.0, 5.0)), inter
 
 
 def test_aggregate_seeds():
@@ -117,8 +91,9 @@ def _truth_from_raw(raw: pd.DataFrame, item_order: dict, test_ids: set, window: 
   return out
 
 
-def test_results_recomputable_from_csv_and_raw_data(shared_data_dir, tmp_path):
-  ds, raw = _read_ml100k(shared_data_dir)
+def test_results_recomputable_from_csv_and_raw_data(ml100k_dataset, ml100k_ratings_frame,
+                                                     tmp_path):
+  ds, raw = ml100k_dataset, ml100k_ratings_frame
   log = ds.interactions
   s = split_lib.temporal_split(log, f=0.05)
   truth = gt_lib.ground_truth(log, s.test_items, window=10)
@@ -138,7 +113,7 @@ def test_results_recomputable_from_csv_and_raw_data(shared_data_dir, tmp_path):
   doc = results.write_results_json(tmp_path / "results.json", dataset="ml-100k",
                                    protocol={"f": 0.05, "window": 10, "k": 10},
                                    seeds=seeds, methods=methods)
-  item_order = {x: j for j, x in enumerate(ds.items.item_ids)}  # file position
+  item_order = {x: j for j, x in enumerate(ds.items.item_ids)}  # raw id -> dense index
   raw_truth = _truth_from_raw(raw, item_order, set(log.item_ids[s.test_items]), 10)
   for name, top in first_lists.items():
     csv_path = tmp_path / f"rankings_{name}.csv"

@@ -1,43 +1,10 @@
 """Tests of the temporal split, its validation carve-out and the personal protocol."""
 
-import pathlib
-
 import numpy as np
-import pandas as pd
 import pytest
 
-from sslmetric.data.types import Dataset, Interactions, Items
+from sslmetric.data.types import Interactions
 from sslmetric.eval import split as split_lib
-
-
-def _read_ml100k(data_dir: pathlib.Path):
-  """A tiny independent reader of the RecBole atomic files -> (Dataset, raw frame)."""
-  d = data_dir / "ml-100k"
-  inter = pd.read_csv(d / "ml-100k.inter", sep="\t", dtype=str)
-  inter.columns = [c.split(":")[0] for c in inter.columns]
-  item = pd.read_csv(d / "ml-100k.item", sep="\t", dtype=str, keep_default_na=False)
-  item.columns = [c.split(":")[0] for c in item.columns]
-  item_ids = item["item_id"].to_numpy()
-  user_ids = np.unique(inter["user_id"].to_numpy())
-  genres = [g.split() for g in item["class"]]
-  names = tuple(sorted({x for g in genres for x in g}))
-  cats = np.array([[x in g for x in names] for g in genres], bool)
-  items = Items(item_ids=item_ids, titles=item["movie_title"].to_numpy(),
-                years=pd.to_numeric(item["release_year"],
-                                    errors="coerce").to_numpy(float),
-                categories=cats, category_names=names)
-  log = Interactions(
-      user=np.searchsorted(user_ids, inter["user_id"].to_numpy()).astype(np.int32),
-      item=pd.Index(item_ids).get_indexer(inter["item_id"]).astype(np.int32),
-      rating=inter["rating"].astype(np.float32).to_numpy(),
-      timestamp=inter["timestamp"].astype(float).astype(np.int64).to_numpy(),
-      user_ids=user_ids, item_ids=item_ids)
-  return Dataset("ml-100k", log, items, (1.0, 5.0)), inter
-
-
-@pytest.fixture(scope="module")
-def ml100k(shared_data_dir):
-  return _read_ml100k(shared_data_dir)
 
 
 def _log(user, item, timestamp, *, num_users=None, num_items=None, rating=None):
@@ -131,8 +98,8 @@ def test_validation_split_stays_inside_training_period():
   assert v.report["n_parent_test_items"] == len(s.test_items)
 
 
-def test_real_ml100k_split(ml100k):
-  ds, raw = ml100k
+def test_real_ml100k_split(ml100k_dataset, ml100k_ratings_frame):
+  ds, raw = ml100k_dataset, ml100k_ratings_frame
   log = ds.interactions
   assert (len(log), log.num_users, log.num_items, len(ds.items.category_names)) == (
       100_000, 943, 1682, 19)
