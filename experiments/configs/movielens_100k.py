@@ -6,6 +6,9 @@ Full run (what `./launch.sh` does; 3 seeds):
 Quick variant (CI smoke test; 1 seed, few steps):
   python -m experiments.main --config=experiments/configs/movielens_100k.py:quick \
       --workdir=/tmp/ml100k_quick
+Personal protocol (paper's Q2) on the same workdir, reusing seed 0's SSL model:
+  python -m experiments.personal --config=experiments/configs/movielens_100k.py \
+      --workdir=runs/ml100k
 Override any field on the command line, e.g. `--config.ssl.num_steps=500`.
 """
 
@@ -63,6 +66,23 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.ssl.noise_var0 = 0.5  # initial σ² as a fraction of the targets' variance
   c.ssl.eval_every = 25
 
+  # Personal protocol (experiments/personal.py; METHOD.md §3, paper §3.2).
+  c.personal = ml_collections.ConfigDict()
+  c.personal.seed = 0  # which seed's SSL model is the base metric
+  c.personal.user_seed = 0
+  c.personal.n_users = 20
+  c.personal.min_interactions = 20
+  c.personal.max_interactions = 200
+  c.personal.noise_scale = 1.0  # σ² = SSL's fitted σ² × this
+  c.personal.step_size = 1e-4  # ω (chosen on meta-training users' ℓ_u, see docs)
+  c.personal.inner_steps = 5  # t in κ_u
+  c.personal.meta_steps = 40
+  c.personal.meta_batch = 16
+  c.personal.meta_learning_rate = 1e-2
+  c.personal.meta_mode = "exact"  # or "lemma1", "first_order"
+  c.personal.iterations = 2000
+  c.personal.curve_iterations = (0, 10, 50, 100, 250, 500, 1000, 2000)
+
   c.checkpoint_every = 100
   c.log_every_seconds = 10.0
 
@@ -75,6 +95,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.ssl.eval_every = 10
     c.checkpoint_every = 20
     c.channels = ("genres", "year", "avg_rating", "item_id")
+    c.personal.n_users = 4
+    c.personal.meta_steps = 3
+    c.personal.meta_batch = 4
+    c.personal.iterations = 20
+    c.personal.curve_iterations = (0, 10, 20)
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; use '' or 'quick'")
   return c

@@ -132,7 +132,11 @@ def _optimizer(lr: float):
 
 def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
              sink: MetricSink) -> dict:
-  """All methods for one seed; returns {method: (record, top-k)}."""
+  """All methods for one seed.
+
+  Returns:
+    {method: (saved record, top-k [q, k])} plus "ssl_params", the fitted SSL model.
+  """
   seed_dir = workdir / f"seed{seed}"
   seed_dir.mkdir(parents=True, exist_ok=True)
   k = config.protocol.k
@@ -193,30 +197,31 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
     _save_method(seed_dir, "siamese", m, top, time.time() - t0, hist)
   out["siamese"] = _load_method(seed_dir, "siamese")
 
-  # SSL: GP marginal likelihood on centred average ratings, from SIAMESE.
+  # SSL: GP marginal likelihood on centred average ratings, from SIAMESE. The loop
+  # resumes from its checkpoint (instantly when finished), so the params are returned
+  # even when the method's result already exists.
   lc = config.ssl
-  done = _load_method(seed_dir, "ssl")
-  if done is None:
-    t0 = time.time()
-    init = dict(siamese_params)
-    init["noise"] = noise_raw(lc.noise_var0 * float(np.var(prep.y)), dtype=dtype)
-    n = len(prep.train_rows)
-    inducing = None
-    if lc.sparse:
-      m_ind = min(lc.num_inducing, n)
-      inducing = select_inducing(jax.random.fold_in(key, 3), n, m_ind)
-    train_inputs = tuple(x[prep.train_rows] for x in prep.inputs)
-    params, hist, _ = loop.train(
-        name="SSL", loss_fn=objectives.ssl_loss_fn(
-            train_inputs=train_inputs, y=prep.y.astype(dtype), inducing_idx=inducing,
-            titsias=lc.titsias),
-        params=init, optimizer=_optimizer(lc.learning_rate), num_steps=lc.num_steps,
-        key=jax.random.fold_in(key, 4), ckpt_path=seed_dir / "ssl.ckpt",
-        ckpt_every=config.checkpoint_every, evaluate=eval_fn("ssl"),
-        eval_every=lc.eval_every, progress=progress_fn("ssl", lc.num_steps))
-    m, top = evaluate_scores(objectives.metric_score_fn(params, prep.inputs), prep, k)
+  t0 = time.time()
+  init = dict(siamese_params)
+  init["noise"] = noise_raw(lc.noise_var0 * float(np.var(prep.y)), dtype=dtype)
+  n = len(prep.train_rows)
+  inducing = None
+  if lc.sparse:
+    inducing = select_inducing(jax.random.fold_in(key, 3), n, min(lc.num_inducing, n))
+  train_inputs = tuple(x[prep.train_rows] for x in prep.inputs)
+  ssl_params, hist, _ = loop.train(
+      name="SSL", loss_fn=objectives.ssl_loss_fn(
+          train_inputs=train_inputs, y=prep.y.astype(dtype), inducing_idx=inducing,
+          titsias=lc.titsias),
+      params=init, optimizer=_optimizer(lc.learning_rate), num_steps=lc.num_steps,
+      key=jax.random.fold_in(key, 4), ckpt_path=seed_dir / "ssl.ckpt",
+      ckpt_every=config.checkpoint_every, evaluate=eval_fn("ssl"),
+      eval_every=lc.eval_every, progress=progress_fn("ssl", lc.num_steps))
+  if _load_method(seed_dir, "ssl") is None:
+    m, top = evaluate_scores(objectives.metric_score_fn(ssl_params, prep.inputs), prep, k)
     _save_method(seed_dir, "ssl", m, top, time.time() - t0, hist)
   out["ssl"] = _load_method(seed_dir, "ssl")
+  out["ssl_params"] = ssl_params
 
   # SPE.
   pc = config.spe
