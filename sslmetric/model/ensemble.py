@@ -28,7 +28,8 @@ def init_ensemble_weights(num_channels: int, *, h0: float = 1.0, b0: float = 0.0
 
 def ensemble_distance(w: EnsembleWeights, d_channels: jax.Array) -> jax.Array:
   """D = sigmoid(Σ_i h_i D_i + b) for per-channel distances `d_channels` [..., p]."""
-  return jax.nn.sigmoid(d_channels @ w.h + w.b)
+  # An elementwise sum rather than `@`: a float32 matmul may run in TF32 on GPUs.
+  return jax.nn.sigmoid(jnp.sum(d_channels * w.h, axis=-1) + w.b)
 
 
 def kernel_from_distance(d: jax.Array) -> jax.Array:
