@@ -2,6 +2,8 @@
 # sslmetric launcher.
 #   ./launch.sh            run the main experiment on MovieLens-100K (the embedded default)
 #   ./launch.sh test [ARGS] install with the dev extra and run the test suite (ARGS go to pytest)
+#   ./launch.sh personal    the personal protocol (paper Q2) on the same workdir
+#   ./launch.sh theory      the synthetic theory check (paper Theorems 1-2)
 #   ./launch.sh run  ARGS   run the main experiment binary with your own flags
 # Creates or reuses .venv (override with SSLMETRIC_VENV). Needs only python3 (>=3.10) and PyPI.
 set -euo pipefail
@@ -45,11 +47,19 @@ case "$mode" in
     exec "$py" -m experiments.main --config=experiments/configs/movielens_100k.py \
       --workdir="${SSLMETRIC_WORKDIR:-$root/runs/ml100k}" "$@"
     ;;
+  personal)
+    exec "$py" -m experiments.personal --config=experiments/configs/movielens_100k.py \
+      --workdir="${SSLMETRIC_WORKDIR:-$root/runs/ml100k}" "$@"
+    ;;
+  theory)
+    exec "$py" -m experiments.theory --config=experiments/configs/theory.py \
+      --workdir="${SSLMETRIC_WORKDIR:-$root/runs/theory}" "$@"
+    ;;
   run)
     exec "$py" -m experiments.main "$@"
     ;;
   *)
-    echo "usage: ./launch.sh [test [PYTEST_ARGS] | run FLAGS]" >&2
+    echo "usage: ./launch.sh [test [PYTEST_ARGS] | personal | theory | run FLAGS]" >&2
     exit 2
     ;;
 esac

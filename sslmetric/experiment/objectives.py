@@ -20,6 +20,7 @@ import numpy as np
 from sslmetric.eval.pairs import NoisyPairs
 from sslmetric.model import spe
 from sslmetric.model.distance import channel_distances, pair_distance
+from sslmetric.model.ensemble import ensemble_logit
 from sslmetric.model.gp import model_nll
 from sslmetric.model.losses import contrastive_loss
 from sslmetric.model.towers import embed, take_rows
@@ -65,13 +66,16 @@ def ssl_loss_fn(*, train_inputs: Sequence, y: np.ndarray, inducing_idx=None,
 
 def metric_score_fn(params: dict, inputs: Sequence):
   """score(q, c) = -(Σ_i h_i D_i(q, c) + b), for `sslmetric.eval.ranking.topk`."""
-  emb = embed(params["towers"], inputs)  # every item once: tuple of [I, w_i]
-  w = params["w"]
+  return embedding_score_fn(embed(params["towers"], inputs), params["w"])
+
+
+def embedding_score_fn(emb: tuple, w):
+  """The same from precomputed embeddings (tuple of [I, w_i]) and any w (e.g. a user's)."""
 
   @jax.jit
   def score(query_idx: jax.Array, cand_idx: jax.Array) -> jax.Array:
     d = channel_distances(take_rows(emb, query_idx), take_rows(emb, cand_idx))  # [q, c, p]
-    return -(d @ w.h + w.b)
+    return -ensemble_logit(w, d)
 
   return score
 

@@ -30,27 +30,15 @@ import optax
 
 from sslmetric.eval import ground_truth as gt_lib, metrics as metrics_lib, ranking
 from sslmetric.eval import split as split_lib
-from sslmetric.experiment import checkpoint, personal_report, pipeline
+from sslmetric.experiment import checkpoint, objectives, personal_report, pipeline
 from sslmetric.experiment.sink import MetricSink, Progress
-from sslmetric.model.distance import channel_distances
 from sslmetric.model.ensemble import EnsembleWeights
 from sslmetric.model.gp import noise_variance
-from sslmetric.model.towers import embed, take_rows
+from sslmetric.model.towers import embed
 from sslmetric.personalize import inner, meta, objective
 
 Log = Callable[[str], None]
 VARIANTS = ("base", "personalized", "from_ssl_w")
-
-
-def _user_score_fn(emb: tuple, w: EnsembleWeights):
-  """score(q, c) = -(Σ_i h_i D_i + b) under one user's w (logit of Eq. 7)."""
-
-  @jax.jit
-  def score(q, c):
-    d = channel_distances(take_rows(emb, q), take_rows(emb, c))  # [q, c, p]
-    return -(d @ w.h + w.b)
-
-  return score
 
 
 def fit_users(w: EnsembleWeights, users: objective.UserData, *, iterations: int,
@@ -64,7 +52,7 @@ def fit_users(w: EnsembleWeights, users: objective.UserData, *, iterations: int,
 def evaluate_user(emb: tuple, w: EnsembleWeights, truth: gt_lib.GroundTruth, *,
                   num_items: int, k: int) -> dict:
   """Mean metrics over the user's query items (those with non-empty G_u)."""
-  top = ranking.topk(_user_score_fn(emb, w), truth.items, num_items=num_items, k=k)
+  top = ranking.topk(objectives.embedding_score_fn(emb, w), truth.items, num_items=num_items, k=k)
   return metrics_lib.mean_metrics(metrics_lib.evaluate_rankings(top, truth))
 
 

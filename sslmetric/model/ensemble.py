@@ -26,10 +26,19 @@ def init_ensemble_weights(num_channels: int, *, h0: float = 1.0, b0: float = 0.0
                          b=jnp.asarray(b0, dtype))
 
 
+def ensemble_logit(w: EnsembleWeights, d_channels: jax.Array) -> jax.Array:
+  """s = Σ_i h_i D_i + b, the pre-sigmoid ensemble distance, for `d_channels` [..., p].
+
+  Rank by s, not by D = sigmoid(s): same order, but sigmoid saturates to exactly 1 in
+  float32 for far items and would turn real differences into ties.
+  """
+  # An elementwise sum rather than `@`: a float32 matmul may run in TF32 on GPUs.
+  return jnp.sum(d_channels * w.h, axis=-1) + w.b
+
+
 def ensemble_distance(w: EnsembleWeights, d_channels: jax.Array) -> jax.Array:
   """D = sigmoid(Σ_i h_i D_i + b) for per-channel distances `d_channels` [..., p]."""
-  # An elementwise sum rather than `@`: a float32 matmul may run in TF32 on GPUs.
-  return jax.nn.sigmoid(jnp.sum(d_channels * w.h, axis=-1) + w.b)
+  return jax.nn.sigmoid(ensemble_logit(w, d_channels))
 
 
 def kernel_from_distance(d: jax.Array) -> jax.Array:
