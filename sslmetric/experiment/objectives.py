@@ -52,14 +52,20 @@ def siamese_loss_fn(*, inputs: Sequence, pairs: NoisyPairs, batch_size: int,
 
 
 def ssl_loss_fn(*, train_inputs: Sequence, y: np.ndarray, inducing_idx=None,
-                titsias: bool = False):
-  """GP negative log marginal likelihood (Eq. 6; sparse App. G when `inducing_idx`)."""
+                titsias: bool = False, shift_indefinite: bool = True):
+  """GP negative log marginal likelihood (Eq. 6; sparse App. G when `inducing_idx`).
+
+  The Eq. 5/7 kernel is not PSD in general (sslmetric/model/distance.py), so the exact
+  path shifts K by max(0, -λ_min(K)) by default (one eigvalsh per step); without it the
+  first step from a SIAMESE start was NaN on ML-100K. The sparse path always shifts K_mm.
+  """
   y = jnp.asarray(y)
   idx = None if inducing_idx is None else jnp.asarray(inducing_idx)
 
   def loss(params, key):
     del key  # full-batch objective
-    return model_nll(params, train_inputs, y, inducing_idx=idx, titsias=titsias)
+    return model_nll(params, train_inputs, y, inducing_idx=idx, titsias=titsias,
+                     shift_indefinite=shift_indefinite)
 
   return loss
 
