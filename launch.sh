@@ -37,7 +37,7 @@ fi
 # XLA:CPU's shared thread pool can deadlock in the second-order gradient through a
 # vmapped Cholesky (see README, "Threading"); sslmetric sets PJRT_NPROC itself when it is
 # imported first, and this makes it hold for anything run from here too.
-export PJRT_NPROC=${PJRT_NPROC:-1}
+export PJRT_NPROC=${PJRT_NPROC:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 case "$mode" in
   test)

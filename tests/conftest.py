@@ -4,7 +4,11 @@ import os
 import pathlib
 from typing import Callable
 
-os.environ.setdefault("PJRT_NPROC", "1")  # see README "Threading": avoids an XLA:CPU deadlock
+# docs/threading.md: PJRT_NPROC=1 avoids an XLA:CPU deadlock; OpenBLAS threads made small
+# LAPACK calls 10-100x slower on a busy machine. Set here because scipy (and its OpenBLAS)
+# may be imported by a test module before sslmetric can set them.
+os.environ.setdefault("PJRT_NPROC", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax
 import pandas as pd
