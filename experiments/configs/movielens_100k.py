@@ -37,6 +37,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.hidden = 50
   c.model.id_width = 30
+  # Start w with h_i = 1/(p·median D_i), b = -1 so the sigmoid is not saturated at
+  # step 0 (False: the plain h = 1, b = 0 start). See pipeline.scaled_init_weights.
+  c.model.scale_init = True
 
   # Noisy co-interaction pairs (App. A.1).
   c.pairs = ml_collections.ConfigDict()

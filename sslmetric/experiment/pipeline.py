@@ -36,9 +36,11 @@ from sslmetric.eval.pairs import sample_noisy_pairs
 from sslmetric.experiment import checkpoint, loop, objectives, report
 from sslmetric.experiment.sink import MetricSink, Progress
 from sslmetric.model import spe
+from sslmetric.model.distance import pair_channel_distances
+from sslmetric.model.ensemble import EnsembleWeights
 from sslmetric.model.gp import init_model_params, noise_raw
 from sslmetric.model.sparse_gp import select_inducing
-from sslmetric.model.towers import catalogue_inputs, specs_from_catalogue
+from sslmetric.model.towers import catalogue_inputs, embed, specs_from_catalogue, take_rows
 
 Log = Callable[[str], None]
 METHODS = ("ssl", "siamese", "spe", "random", "popularity", "genre_jaccard")
@@ -106,6 +108,29 @@ def evaluate_scores(score_fn, prep: Prepared, k: int) -> tuple:
   """(mean metrics, top-k [q, k]) of a score function on the queries with truth."""
   top = ranking.topk(score_fn, prep.truth.items, num_items=prep.catalogue.num_items, k=k)
   return metrics_lib.mean_metrics(metrics_lib.evaluate_rankings(top, prep.truth)), top
+
+
+def scaled_init_weights(params: dict, prep: Prepared, key: jax.Array,
+                        num_pairs: int = 4096) -> EnsembleWeights:
+  """w0 with h_i = 1 / (p · median D_i) and b = -1 over random training-item pairs.
+
+  With h = 1, a 50-wide tanh tower gives D_i of order 10 per channel, so
+  sigmoid(Σ h_i D_i + b) starts saturated at 1 for nearly every pair and the
+  contrastive loss has almost no gradient (its first value is 0.5 = all pairs at D ≈ 1).
+  Scaling each channel by its median distance starts the logit at O(1) instead.
+  Uses training items only.
+  """
+  rows = jnp.asarray(prep.train_rows)
+  ka, kb = jax.random.split(key)
+  a = rows[jax.random.randint(ka, (num_pairs,), 0, len(rows))]
+  b = rows[jax.random.randint(kb, (num_pairs,), 0, len(rows))]
+  emb_a = embed(params["towers"], take_rows(prep.inputs, a))
+  emb_b = embed(params["towers"], take_rows(prep.inputs, b))
+  med = jnp.median(pair_channel_distances(emb_a, emb_b), axis=0)  # [p]
+  p = med.shape[0]
+  h = 1.0 / (p * jnp.maximum(med, 1e-6))
+  return EnsembleWeights(h=h.astype(params["w"].h.dtype),
+                         b=jnp.asarray(-1.0, params["w"].b.dtype))
 
 
 def _done_path(seed_dir: pathlib.Path, method: str) -> pathlib.Path:
@@ -185,6 +210,8 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
   t0 = time.time()
   init = init_model_params(jax.random.fold_in(key, 1), specs, hidden=config.model.hidden,
                            id_width=config.model.id_width, dtype=dtype)
+  if config.model.scale_init:
+    init["w"] = scaled_init_weights(init, prep, jax.random.fold_in(key, 7))
   siamese_params, hist, _ = loop.train(
       name="SIAMESE", loss_fn=objectives.siamese_loss_fn(
           inputs=prep.inputs, pairs=pairs, batch_size=sc.batch_size, margin=sc.margin),
