@@ -10,6 +10,7 @@ Use the main experiment's --workdir to reuse its SSL model (trained here if abse
 
 import sslmetric  # noqa: F401  (sets safe XLA:CPU threading before jax starts)
 
+import jax
 from absl import app
 from absl import flags
 from absl import logging
@@ -26,6 +27,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  # Per-user GPs in float64: their kernels are not PSD in general, and float32 round-off
+  # on top of that made Σ_u indefinite. (The SSL model itself stays in config.dtype.)
+  jax.config.update("jax_enable_x64", True)
   personal.run(_CONFIG.value, _WORKDIR.value, log=lambda s: print(s, flush=True))
 
 

@@ -76,7 +76,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.personal.n_users = 20
   c.personal.min_interactions = 20
   c.personal.max_interactions = 200
-  c.personal.noise_scale = 1.0  # σ² = SSL's fitted σ² × this
+  c.personal.noise_fraction = 0.5  # σ²_u ≥ this × variance of user-centred ratings
+  c.personal.psd_margin = 1.5  # σ²_u ≥ this × max_u(-λ_min(K_u)) at the SSL w
+  c.personal.probe_users = 200  # meta-training users probed for λ_min
   c.personal.step_size = 1e-4  # ω (chosen on meta-training users' ℓ_u, see docs)
   c.personal.inner_steps = 5  # t in κ_u
   c.personal.meta_steps = 40

@@ -11,6 +11,7 @@ differences into ties.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -75,15 +76,18 @@ def metric_score_fn(params: dict, inputs: Sequence):
   return embedding_score_fn(embed(params["towers"], inputs), params["w"])
 
 
+@jax.jit
+def _metric_scores(emb: tuple, w, query_idx: jax.Array, cand_idx: jax.Array) -> jax.Array:
+  d = channel_distances(take_rows(emb, query_idx), take_rows(emb, cand_idx))  # [q, c, p]
+  return -ensemble_logit(w, d)
+
+
 def embedding_score_fn(emb: tuple, w):
-  """The same from precomputed embeddings (tuple of [I, w_i]) and any w (e.g. a user's)."""
+  """The same from precomputed embeddings (tuple of [I, w_i]) and any w (e.g. a user's).
 
-  @jax.jit
-  def score(query_idx: jax.Array, cand_idx: jax.Array) -> jax.Array:
-    d = channel_distances(take_rows(emb, query_idx), take_rows(emb, cand_idx))  # [q, c, p]
-    return -ensemble_logit(w, d)
-
-  return score
+  One compiled function serves every w and embedding table of the same shapes.
+  """
+  return functools.partial(_metric_scores, emb, w)
 
 
 def spe_loss_fn(*, pairs: NoisyPairs, batch_size: int, content, beta, warm):

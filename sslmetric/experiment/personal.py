@@ -70,6 +70,22 @@ def _meta_pool(interactions, exclude: set, *, min_n: int, max_n: int) -> list:
   return pool
 
 
+def min_kernel_eigenvalue(emb: tuple, w: EnsembleWeights, item_lists) -> float:
+  """min over users of λ_min(K_u), K_u = exp(-sigmoid(Σ h_i D_i + b)/2) (numpy, float64)."""
+  emb = [np.asarray(e, np.float64) for e in emb]
+  h, b = np.asarray(w.h, np.float64), float(w.b)
+  lam = np.inf
+  for items in item_lists:
+    z = np.full((len(items), len(items)), b)
+    for h_i, e in zip(h, emb):
+      f = e[np.asarray(items)]
+      sq = np.sum(f * f, axis=1)
+      z += h_i * np.maximum(sq[:, None] + sq[None, :] - 2.0 * f @ f.T, 0.0)  # D_i (Eq. 1)
+    k = np.exp(-0.5 / (1.0 + np.exp(-z)))  # K = exp(-sigmoid(z)/2)
+    lam = min(lam, float(np.linalg.eigvalsh(k)[0]))
+  return lam
+
+
 def _w_list(w: EnsembleWeights) -> dict:
   return {"h": np.asarray(w.h).tolist(), "b": float(w.b)}
 
@@ -87,7 +103,6 @@ def run(config, workdir, *, log: Log = lambda s: None) -> dict:
   dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
   emb = tuple(jnp.asarray(e, dtype) for e in embed(base["towers"], prep.inputs))
   w_ssl = jax.tree.map(lambda a: jnp.asarray(a, dtype), base["w"])
-  noise_var = jnp.asarray(noise_variance(base["noise"]) * pc.noise_scale, dtype)
   num_items = prep.catalogue.num_items
   inter = prep.dataset.interactions
 
@@ -100,14 +115,30 @@ def run(config, workdir, *, log: Log = lambda s: None) -> dict:
       f"{sum(len(t) for t in truths)} query items with non-empty G_u "
       f"({sum(len(t.dropped) for t in truths)} dropped: empty G_u)")
 
+  # σ² of the per-user GPs: a fraction of the variance of user-centred ratings over the
+  # meta-training users (the SSL fit's σ² is on the scale of item *average* ratings,
+  # far smaller; with it K_u + σ²I was not positive definite for some users).
+  pool = _meta_pool(inter, {u.user for u in users}, min_n=pc.min_interactions,
+                    max_n=pc.max_interactions)
+  centred = np.concatenate([r - r.mean() for _, r in pool])
+  noise_data = pc.noise_fraction * float(np.var(centred))
+  # The Eq. 5/7 kernel is not PSD in general (the SSL fit even learns a negative h_i),
+  # so Σ_u = K_u + σ²I needs σ² > -λ_min(K_u). Measured at w_ssl on the evaluation
+  # users and a sample of meta-training users; σ² = max(data value, margin × that).
+  probe = [(u.fit_items, u.fit_ratings) for u in users] + pool[:pc.probe_users]
+  lam = min_kernel_eigenvalue(emb, w_ssl, [it for it, _ in probe])
+  noise_var = jnp.asarray(max(noise_data, pc.psd_margin * max(0.0, -lam)), dtype)
+  log(f"personal: {len(pool)} meta-training users; per-user GP noise σ² = "
+      f"{float(noise_var):.3f} (data: {noise_data:.3f} = {pc.noise_fraction} × variance "
+      f"of centred ratings; min λ(K_u) at w_ssl over {len(probe)} users = {lam:.3f}); "
+      f"SSL σ² = {float(noise_variance(base['noise'])):.4f}")
+
   # Meta-training on other users.
   tag = hashlib.sha1(pc.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:10]
   ckpt = workdir / f"personal_meta_{tag}.json"  # keyed by the personal settings
   saved = checkpoint.read_json(ckpt)
   t0 = time.time()
   if saved is None:
-    pool = _meta_pool(inter, {u.user for u in users}, min_n=pc.min_interactions,
-                      max_n=pc.max_interactions)
     rng = np.random.default_rng(pc.user_seed + 1)
     progress = Progress("meta-train", pc.meta_steps, log,
                         every_seconds=config.log_every_seconds)

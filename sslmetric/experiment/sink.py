@@ -42,18 +42,20 @@ class Progress:
   total: int
   log: Callable[[str], None]
   every_seconds: float = 10.0
-  start_step: int = 0
 
   def __post_init__(self):
     self._t0 = time.time()
+    self._first = None
     self._last = -math.inf
 
   def update(self, step: int, extra: str = "", force: bool = False) -> None:
     now = time.time()
+    if self._first is None:  # the first step includes compilation: time from its end
+      self._first, self._t0 = step, now
     if not force and now - self._last < self.every_seconds and step < self.total:
       return
     self._last = now
-    done = max(step - self.start_step, 0)
+    done = max(step - self._first, 0)
     rate = done / max(now - self._t0, 1e-9)
     left = (self.total - step) / rate if rate > 0 else float("nan")
     eta = "?" if math.isnan(left) else f"{int(left // 60)}:{int(left % 60):02d}"
