@@ -1,5 +1,7 @@
 """Tests for sslmetric.personalize.inner: κ_u(w) as a lax.scan, and per-user fitting."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,6 +9,7 @@ import numpy as np
 import pytest
 
 from sslmetric.model.ensemble import EnsembleWeights
+from sslmetric.personalize.testing import random_users
 from sslmetric.personalize import inner
 from sslmetric.personalize import objective as obj
 
@@ -14,16 +17,7 @@ P = 3
 NOISE = 0.5
 
 
-def _users(seed, num_users=3, n_pad=10, n_items=40):
-  """A padded batch of random users (lengths 4..n_pad) and a starting w."""
-  rng = np.random.default_rng(seed)
-  emb = [jnp.asarray(rng.normal(size=(n_items, 4)) / 3) for _ in range(P)]
-  lens = rng.integers(4, n_pad + 1, num_users)
-  items = [rng.choice(n_items, n, replace=False) for n in lens]
-  ratings = [rng.integers(1, 6, n).astype(np.float64) for n in lens]
-  users = obj.make_user_data(emb, *obj.pad_users(items, ratings, n_pad=n_pad))
-  w = EnsembleWeights(h=jnp.asarray(rng.uniform(0.1, 0.5, P)), b=jnp.asarray(-0.2))
-  return users, w
+_users = functools.partial(random_users, num_users=3, n_pad=10, p=P)
 
 
 def _one(users, i):

@@ -4,6 +4,8 @@ Most tests share one batch shape (4 users × 8 items, 3 inner steps) and the jit
 functions below, so XLA compiles each configuration once for the whole file.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,7 @@ import optax
 import pytest
 
 from sslmetric.model.ensemble import EnsembleWeights
+from sslmetric.personalize.testing import random_users
 from sslmetric.personalize import meta
 from sslmetric.personalize import objective as obj
 
@@ -26,15 +29,7 @@ GRAD = jax.jit(meta.meta_grad, static_argnames=("mode", "steps", "objective",
 USER_GRAD = jax.jit(meta.user_meta_grad, static_argnames=("mode", "steps", "objective"))
 
 
-def _users(seed, num_users=B, n_pad=N_PAD, n_items=40):
-  rng = np.random.default_rng(seed)
-  emb = [jnp.asarray(rng.normal(size=(n_items, 4)) / 3) for _ in range(P)]
-  lens = rng.integers(4, n_pad + 1, num_users)
-  items = [rng.choice(n_items, n, replace=False) for n in lens]
-  ratings = [rng.integers(1, 6, n).astype(np.float64) for n in lens]
-  users = obj.make_user_data(emb, *obj.pad_users(items, ratings, n_pad=n_pad))
-  w = EnsembleWeights(h=jnp.asarray(rng.uniform(0.1, 0.5, P)), b=jnp.asarray(-0.2))
-  return users, w
+_users = functools.partial(random_users, num_users=B, n_pad=N_PAD, p=P)
 
 
 def _flat(w):

@@ -1,5 +1,7 @@
 """Tests for sslmetric.personalize.sharding: the user batch over a device mesh."""
 
+import functools
+
 import json
 import os
 import pathlib
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from sslmetric.model.ensemble import EnsembleWeights
+from sslmetric.personalize.testing import random_users
 from sslmetric.personalize import meta
 from sslmetric.personalize import objective as obj
 from sslmetric.personalize import sharding
@@ -22,15 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 KW = dict(steps=2, step_size=0.05, noise_var=0.5)
 
 
-def _users(seed, num_users=5, n_pad=8, n_items=40, p=3):
-  rng = np.random.default_rng(seed)
-  emb = [jnp.asarray(rng.normal(size=(n_items, 4)) / 3) for _ in range(p)]
-  lens = rng.integers(4, n_pad + 1, num_users)
-  items = [rng.choice(n_items, n, replace=False) for n in lens]
-  ratings = [rng.integers(1, 6, n).astype(np.float64) for n in lens]
-  users = obj.make_user_data(emb, *obj.pad_users(items, ratings, n_pad=n_pad))
-  w = EnsembleWeights(h=jnp.asarray(rng.uniform(0.1, 0.5, p)), b=jnp.asarray(-0.2))
-  return users, w
+_users = functools.partial(random_users, num_users=5, n_pad=8, p=3)
 
 
 def test_pad_user_batch_adds_empty_users_that_change_nothing():
