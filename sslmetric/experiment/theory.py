@@ -15,18 +15,8 @@ Fits (each for n in `config.ns`, for each seed; one draw of ratings per (n, seed
 * ``w_only_plain``: as `w_only` but with the plain objective (below) and Adam, at
   `config.plain.ns` only: it documents why the shifted objective is needed.
 
-Objective. The kernel is indefinite (distance.py), and the plain NLL of Eq. 6 rewards
-that: an eigenvalue μ of Σ = K + σ²I with eigenvector v contributes ½ log μ + (vᵀy)²/(2μ),
-minimised at μ = (vᵀy)² — far below σ² when y has little mass along v, which only an
-indefinite K can reach. Fits drift there and the Cholesky fails (NaN). We therefore fit
-the PSD-shifted likelihood (`psd_shifted_nll`)
-
-    −log N(y | 0, K + δI + σ²I),   δ = max(0, −λ_min(K)),
-
-whose covariance is ⪰ σ²I, with the exact gradient of δ: for a simple λ_min with unit
-eigenvector v₀, ∂λ_min = v₀ᵀ (∂K) v₀ (Hellmann–Feynman), so δ = max(0, −v₀ᵀ K v₀) with v₀
-held fixed (one `eigh` per step, no gradient through it). This is not `exact_nll`'s
-`shift_indefinite`, which stops the gradient of δ.
+Objective: the PSD-shifted likelihood `theory_fit.psd_shifted_nll` (the plain NLL of
+Eq. 6 drifts into the kernel's indefinite directions; theory_fit's docstring says why).
 
 Measurement: D and D* as functions on held-out item pairs (all pairs of `eval.num_items`
 fresh items; parameters are not comparable: towers have symmetries). Per run: sup and
@@ -45,180 +35,33 @@ psd_shift objective (the per-user MLE).
 
 from __future__ import annotations
 
-import csv
-import functools
 import json
 import pathlib
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import scipy.stats
 
 from sslmetric.data import synthetic as syn
 from sslmetric.eval.results import package_versions
-from sslmetric.experiment import checkpoint, loop
-from sslmetric.experiment.sink import Progress
+from sslmetric.experiment import checkpoint
+from sslmetric.experiment.theory_fit import (  # noqa: F401  (re-exported)
+    W_ONLY_NLL, Log, fit_adam, fit_lbfgs, fit_w_only, full_loss_fn, psd_shift, psd_shifted_nll,
+    w_nll_fixed_noise, w_only_loss_fn, w_only_nll, w_params)
+from sslmetric.experiment.theory_report import (  # noqa: F401  (re-exported)
+    ERRORS, EXTRA, format_table, plot_personal, plot_theory, write_csv, write_personal_csv)
 from sslmetric.model.distance import distance_matrix
-from sslmetric.model.ensemble import EnsembleWeights, ensemble_distance, kernel_from_distance
-from sslmetric.model.gp import exact_nll, init_model_params, noise_raw, noise_variance
+from sslmetric.model.ensemble import EnsembleWeights
+from sslmetric.model.gp import init_model_params, noise_raw, noise_variance
 from sslmetric.model.towers import embed
 from sslmetric.personalize.inner import personalize_users
 from sslmetric.personalize.objective import make_user_data
 
-Log = Callable[[str], None]
 FITS = ("w_only", "full", "w_only_plain")
-ERRORS = ("sup_abs", "mean_abs", "kernel_ratio")
-EXTRA = ("shape_abs", "spearman")
-
-
-# ----------------------------------------------------------------------------------------
-# Objective.
-
-
-def psd_shift(k: jax.Array) -> jax.Array:
-  """δ = max(0, −λ_min(K)) with the exact gradient −v₀ᵀ(∂K)v₀ (v₀ from a stopped eigh)."""
-  v0 = jnp.linalg.eigh(jax.lax.stop_gradient(k))[1][:, 0]  # unit eigenvector of λ_min
-  return jnp.maximum(0.0, -(v0 @ k @ v0))  # λ_min = v₀ᵀ K v₀ (Hellmann–Feynman)
-
-
-def psd_shifted_nll(*, k: jax.Array, y: jax.Array, noise_var: jax.Array) -> jax.Array:
-  """−log N(y | 0, K + δI + σ²I), δ = `psd_shift(K)` (Eq. 6 on the PSD-shifted kernel)."""
-  n = k.shape[-1]
-  return exact_nll(k=k + psd_shift(k) * jnp.eye(n, dtype=k.dtype), y=y, noise_var=noise_var)
-
-
-def _nll(objective: str) -> Callable:
-  if objective == "psd_shift":
-    return psd_shifted_nll
-  if objective == "plain":
-    return lambda *, k, y, noise_var: exact_nll(k=k, y=y, noise_var=noise_var)
-  raise ValueError(f"objective must be 'psd_shift' or 'plain', got {objective!r}")
-
-
-def w_only_nll(params: dict, d_channels: jax.Array, y: jax.Array, *,
-               objective: str = "psd_shift") -> jax.Array:
-  """The GP NLL with towers frozen: params {"w", "noise"}, channel distances fixed [n, n, p]."""
-  k = kernel_from_distance(ensemble_distance(params["w"], d_channels))  # K = e^(−D/2)
-  return _nll(objective)(k=k, y=y, noise_var=noise_variance(params["noise"]).astype(k.dtype))
-
-
-# Module-level (stable identity), so that jitted L-BFGS steps compile once per shape.
-W_ONLY_NLL = {"psd_shift": functools.partial(w_only_nll, objective="psd_shift"),
-              "plain": functools.partial(w_only_nll, objective="plain")}
-
-
-def w_nll_fixed_noise(params: dict, d_channels: jax.Array, y: jax.Array,
-                      noise_var: jax.Array) -> jax.Array:
-  """psd_shift NLL in w alone (params {"w"}), σ² given: the per-user MLE's objective."""
-  k = kernel_from_distance(ensemble_distance(params["w"], d_channels))
-  return psd_shifted_nll(k=k, y=y, noise_var=jnp.asarray(noise_var, k.dtype))
-
-
-def w_only_loss_fn(*, d_channels: jax.Array, y: jax.Array, objective: str = "psd_shift"):
-  """loss(params, key) of `w_only_nll` for `loop.train` (key unused: full batch)."""
-  return lambda params, key=None: W_ONLY_NLL[objective](params, d_channels, y)
-
-
-def full_loss_fn(*, inputs: Sequence[jax.Array], y: jax.Array,
-                 objective: str = "psd_shift"):
-  """loss({"towers", "w", "noise"}, key): the SSL objective (Eq. 6) on all n items."""
-  nll = _nll(objective)
-
-  def loss(params, key=None):
-    del key
-    emb = embed(params["towers"], inputs)  # F_i(x): tuple of [n, h]
-    k = kernel_from_distance(distance_matrix(params["w"], emb))  # [n, n]
-    return nll(k=k, y=y, noise_var=noise_variance(params["noise"]).astype(k.dtype))
-
-  return loss
-
-
-# ----------------------------------------------------------------------------------------
-# Fitting.
-
-
-_LBFGS = optax.lbfgs()
-
-
-@functools.partial(jax.jit, static_argnames=("value_fn",))
-def _lbfgs_step(params, state, args: tuple, value_fn: Callable):
-  f = lambda p: value_fn(p, *args)  # noqa: E731
-  value, grad = optax.value_and_grad_from_state(f)(params, state=state)
-  updates, state = _LBFGS.update(grad, state, params, value=value, grad=grad, value_fn=f)
-  return optax.apply_updates(params, updates), state, value, optax.tree.norm(grad)
-
-
-def fit_lbfgs(value_fn: Callable, params, args: tuple = (), *, max_iters: int,
-              tol: float = 1e-7) -> tuple:
-  """Minimises `value_fn(params, *args)` with optax L-BFGS (zoom line search).
-
-  `value_fn` is a static argument of the jitted step: pass a module-level function (not a
-  fresh closure) so that runs of the same shapes share one compilation. Stops after
-  `max_iters` iterations or when ‖∇‖ ≤ tol·max(1, |value|).
-
-  Returns:
-    (params, {"value", "grad_norm", "iters", "finite"}).
-  """
-  state = _LBFGS.init(params)
-  value, gnorm, it = float("nan"), float("nan"), 0
-  for it in range(1, max_iters + 1):
-    new_params, new_state, v, g = _lbfgs_step(params, state, args, value_fn)
-    value, gnorm = float(v), float(g)
-    if not (np.isfinite(value) and np.isfinite(gnorm)):
-      return params, {"value": value, "grad_norm": gnorm, "iters": it, "finite": False}
-    params, state = new_params, new_state
-    if gnorm <= tol * max(1.0, abs(value)):
-      break
-  value = float(value_fn(params, *args))
-  return params, {"value": value, "grad_norm": gnorm, "iters": it,
-                  "finite": bool(np.isfinite(value))}
-
-
-def _w_params(h0: float, b0: float, noise_var0: float, p: int, dtype) -> dict:
-  return {"w": EnsembleWeights(h=jnp.full((p,), h0, dtype), b=jnp.asarray(b0, dtype)),
-          "noise": noise_raw(noise_var0, dtype=dtype)}
-
-
-def fit_w_only(d_channels: jax.Array, y: jax.Array, *, starts: Sequence, noise_var0: float,
-               max_iters: int, tol: float) -> tuple:
-  """MLE of (w, σ²) with towers frozen (psd_shift objective): L-BFGS from each (h0, b0)
-  in `starts`, the lowest NLL kept. Returns (best params, info, the first start's init)."""
-  p, dtype = d_channels.shape[-1], d_channels.dtype
-  best, best_info = None, None
-  for h0, b0 in starts:
-    init = _w_params(h0, b0, noise_var0, p, dtype)
-    params, info = fit_lbfgs(W_ONLY_NLL["psd_shift"], init, (d_channels, y),
-                             max_iters=max_iters, tol=tol)
-    if info["finite"] and (best_info is None or info["value"] < best_info["value"]):
-      best, best_info = params, info
-  if best is None:
-    raise FloatingPointError("w_only: every L-BFGS start ended non-finite")
-  best_info = dict(best_info, starts=[list(map(float, s)) for s in starts])
-  return best, best_info, _w_params(*starts[0], noise_var0, p, dtype)
-
-
-def fit_adam(loss: Callable, params, *, name: str, num_steps: int, learning_rate: float,
-             log: Log, log_every_seconds: float) -> tuple:
-  """Adam through `loop.train` (no checkpoints); a NaN loss ends the fit, reported."""
-  progress = Progress(name, num_steps, log, every_seconds=log_every_seconds)
-  last = {"step": 0, "loss": float("nan")}
-
-  def cb(step, value):
-    last.update(step=step, loss=value)
-    progress.update(step, f"loss={value:.4f}")
-
-  opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
-  try:
-    params, _, _ = loop.train(name=name, loss_fn=loss, params=params, optimizer=opt,
-                              num_steps=num_steps, key=jax.random.PRNGKey(0), progress=cb)
-  except FloatingPointError as e:
-    return None, {"finite": False, "failed_at_step": last["step"] + 1, "error": str(e)[:300]}
-  return params, {"finite": True, "value": float(loss(params)), "iters": num_steps}
 
 
 # ----------------------------------------------------------------------------------------
@@ -360,7 +203,7 @@ def run_one(config, truth: syn.TrueMetric, heldout: HeldOut, *, fit: str, n: int
           d_channels, y, starts=[tuple(s) for s in config.w_only.starts],
           noise_var0=mc.noise_var0, max_iters=config.w_only.max_iters, tol=config.w_only.tol)
     elif fit == "w_only_plain":
-      init = _w_params(mc.h0, mc.b0, mc.noise_var0, p, dtype)
+      init = w_params(mc.h0, mc.b0, mc.noise_var0, p, dtype)
       params, info = fit_adam(loss, init, name=f"w_only_plain n={n} seed={seed}",
                               num_steps=config.plain.num_steps,
                               learning_rate=config.plain.learning_rate, log=log,
@@ -584,137 +427,3 @@ def run_personal(config, truth: syn.TrueMetric, heldout: HeldOut, workdir: pathl
           "slopes": {f"{name}_{key}": loglog_slope(ns_all, [r[f"{name}_{key}"] for r in rows])
                      for name in ("gd", "mle") for key in ("w_err", "mean_abs")},
           "users": rows}
-
-
-# ----------------------------------------------------------------------------------------
-# Files.
-
-
-def write_csv(path, records: Sequence[dict]) -> None:
-  """theory.csv: one row per run."""
-  keys = ["fit", "n", "seed", "status", *ERRORS, *EXTRA, "nll_gap_per_item",
-          "untrained_sup_abs", "untrained_mean_abs", "noise_var", "seconds"]
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(keys)
-    for r in records:
-      vals = dict(r, untrained_sup_abs=r["untrained"]["sup_abs"],
-                  untrained_mean_abs=r["untrained"]["mean_abs"])
-      w.writerow([vals.get(k) if not isinstance(vals.get(k), float) else
-                  f"{vals[k]:.6g}" for k in keys])
-
-
-def write_personal_csv(path, rows: Sequence[dict]) -> None:
-  """personal_recovery.csv: one row per (user, n); w as space-separated (h..., b)."""
-  keys = ["user", "n", "base_w_err", "gd_w_err", "mle_w_err", "base_mean_abs",
-          "gd_mean_abs", "mle_mean_abs", "base_sup_abs", "gd_sup_abs", "mle_sup_abs",
-          "gd_shape_abs", "mle_shape_abs", "gd_loss_drop_last10pct", "gd_finite",
-          "mle_iters", "mle_finite"]
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(keys + ["w_star", "gd_w", "mle_w"])
-    for r in rows:
-      w.writerow([f"{r[k]:.6g}" if isinstance(r[k], float) else r[k] for k in keys]
-                 + [" ".join(f"{v:.4g}" for v in r[k]) for k in ("w_star", "gd_w", "mle_w")])
-
-
-def format_table(rows: Sequence[dict]) -> str:
-  """Markdown table: fit, n, errors (mean ± std over seeds), Spearman, NLL gap, failures."""
-  lines = ["| fit | n | sup\\|D−D*\\| | mean\\|D−D*\\| | max\\|k/k*−1\\| | shape error | "
-           "Spearman ρ | NLL gap / item | untrained mean | failed |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-
-  def fmt(r, k):
-    if np.isfinite(r[k + "_std"]):
-      return f"{r[k]:.4f} ± {r[k + '_std']:.4f}"
-    return f"{r[k]:.4f}"
-
-  for r in rows:
-    lines.append(f"| {r['fit']} | {r['n']} | {fmt(r, 'sup_abs')} | {fmt(r, 'mean_abs')} | "
-                 f"{fmt(r, 'kernel_ratio')} | {fmt(r, 'shape_abs')} | {fmt(r, 'spearman')} | "
-                 f"{fmt(r, 'nll_gap_per_item')} | {r['untrained_mean_abs']:.4f} | "
-                 f"{r['failed']}/{r['runs']} |")
-  return "\n".join(lines)
-
-
-def _plt():
-  import matplotlib  # noqa: PLC0415  (plotting only)
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # noqa: PLC0415
-  return plt
-
-
-def plot_theory(path, records: Sequence[dict], reference: dict) -> None:
-  """Log–log error vs n per fit: each seed a dot, the line their geometric mean (the
-  slope fits are on log error too); the best constant D and a reference n^(−1/2) slope."""
-  plt = _plt()
-  keys = ERRORS + ("shape_abs",)
-  fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 4))
-  fits = list(dict.fromkeys(r["fit"] for r in records))
-  colours = dict(zip(fits, plt.cm.tab10.colors))
-  titles = {"sup_abs": "sup |D − D*| (held-out pairs)", "mean_abs": "mean |D − D*|",
-            "kernel_ratio": "max |k/k* − 1| (Theorem 1)",
-            "shape_abs": "mean |D − D* − c| (level removed)"}
-  all_ns = sorted({r["n"] for r in records})
-  for ax, key in zip(axes, keys):
-    for fit in fits:
-      ok = [r for r in records if r["fit"] == fit and np.isfinite(r[key]) and r[key] > 0]
-      ns = sorted({r["n"] for r in ok})
-      if not ns:
-        continue
-      ax.scatter([r["n"] for r in ok], [r[key] for r in ok], s=10, alpha=0.45,
-                 color=colours[fit])
-      geo = [float(np.exp(np.mean([np.log(r[key]) for r in ok if r["n"] == n]))) for n in ns]
-      ax.plot(ns, geo, "-o", ms=4, color=colours[fit], label=fit)
-      if fit == fits[0]:
-        ref_ns = np.array([ns[0], ns[-1]], float)
-        ax.plot(ref_ns, geo[0] * (ref_ns / ns[0]) ** -0.5, "k--", lw=1,
-                label="reference slope n^-1/2 (not the bound)")
-    ax.axhline(reference[key], ls=":", color="grey", label="best constant D (oracle)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(all_ns)
-    ax.set_xticklabels([str(n) for n in all_ns])
-    ax.minorticks_off()
-    ax.set_xlabel("n (items, one rating each)")
-    ax.set_title(titles[key], fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-  axes[0].legend(fontsize=7)
-  fig.suptitle("Recovery of a known metric D* by the GP likelihood "
-               "(dots: seeds; lines: geometric mean)")
-  fig.tight_layout()
-  fig.savefig(pathlib.Path(path), dpi=110)
-  plt.close(fig)
-
-
-def plot_personal(path, rows: Sequence[dict]) -> None:
-  """|w_u − w*_u| and mean |D_u − D*_u| vs the user's n (log–log): GD and MLE per user
-  (thin lines) and their means, with w̄* (no personalisation) for reference."""
-  plt = _plt()
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  users = sorted({r["user"] for r in rows})
-  ns = sorted({r["n"] for r in rows})
-  styles = {"gd": ("C0", "GD (personalize_users)"), "mle": ("C1", "MLE (L-BFGS)")}
-  for ax, key in ((axes[0], "w_err"), (axes[1], "mean_abs")):
-    for name, (colour, label) in styles.items():
-      for u in users:
-        rs = sorted((r for r in rows if r["user"] == u), key=lambda r: r["n"])
-        ax.plot([r["n"] for r in rs], [r[f"{name}_{key}"] for r in rs], "-", color=colour,
-                alpha=0.25, lw=1)
-      ax.plot(ns, [np.mean([r[f"{name}_{key}"] for r in rows if r["n"] == n]) for n in ns],
-              "-o", color=colour, label=f"{label}, mean over users")
-    ax.plot(ns, [np.mean([r[f"base_{key}"] for r in rows if r["n"] == n]) for n in ns], ":",
-            color="grey", label="w̄* (no personalisation)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
-    ax.minorticks_off()
-    ax.set_xlabel("user's n (rated items)")
-    ax.grid(alpha=0.3, which="both")
-  axes[0].set_title("|w_u − w*_u| (h and b)")
-  axes[1].set_title("mean |D_u − D*_u| on held-out pairs")
-  axes[0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(pathlib.Path(path), dpi=110)
-  plt.close(fig)
