@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-from typing import Optional
 
 import numpy as np
 

@@ -53,3 +53,19 @@ def read_json(path: os.PathLike, default: Any = None) -> Any:
   if not path.exists():
     return default
   return json.loads(path.read_text())
+
+
+def check_workdir_config(workdir: os.PathLike, config) -> None:
+  """Records `config` in `<workdir>/config.json`; refuses a workdir of another config.
+
+  Checkpoints are only meaningful for the config that wrote them, so resuming with a
+  changed config is an error naming the fields that differ.
+  """
+  path = pathlib.Path(workdir) / "config.json"
+  now = json.loads(config.to_json_best_effort())
+  old = read_json(path)
+  if old is not None and old != now:
+    diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+    raise ValueError(f"{workdir} holds a run with another config (differs in {diff}); "
+                     "use a fresh --workdir, or delete that one to start over")
+  write_json(path, now)

@@ -16,10 +16,9 @@ config continues a killed run and reaches the same numbers.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -183,6 +182,19 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
       return m
     return ev
 
+  def fit_metric(method, *, loss_fn, init, learning_rate, num_steps, key, eval_every, t0):
+    """Trains (or resumes) a distance-metric model; evaluates and records it once."""
+    params, hist, _ = loop.train(
+        name=method.upper(), loss_fn=loss_fn, params=init,
+        optimizer=_optimizer(learning_rate), num_steps=num_steps, key=key,
+        ckpt_path=seed_dir / f"{method}.ckpt", ckpt_every=config.checkpoint_every,
+        evaluate=eval_fn(method), eval_every=eval_every,
+        progress=progress_fn(method, num_steps))
+    if _load_method(seed_dir, method) is None:
+      m, top = evaluate_scores(objectives.metric_score_fn(params, prep.inputs), prep, k)
+      _save_method(seed_dir, method, m, top, time.time() - t0, hist)
+    return params
+
   # Trivial rankers.
   split = prep.split
   trivial = {
@@ -212,16 +224,11 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
                            id_width=config.model.id_width, dtype=dtype)
   if config.model.scale_init:
     init["w"] = scaled_init_weights(init, prep, jax.random.fold_in(key, 7))
-  siamese_params, hist, _ = loop.train(
-      name="SIAMESE", loss_fn=objectives.siamese_loss_fn(
+  siamese_params = fit_metric(
+      "siamese", loss_fn=objectives.siamese_loss_fn(
           inputs=prep.inputs, pairs=pairs, batch_size=sc.batch_size, margin=sc.margin),
-      params=init, optimizer=_optimizer(sc.learning_rate), num_steps=sc.num_steps,
-      key=jax.random.fold_in(key, 2), ckpt_path=seed_dir / "siamese.ckpt",
-      ckpt_every=config.checkpoint_every, evaluate=eval_fn("siamese"),
-      eval_every=sc.eval_every, progress=progress_fn("siamese", sc.num_steps))
-  if _load_method(seed_dir, "siamese") is None:
-    m, top = evaluate_scores(objectives.metric_score_fn(siamese_params, prep.inputs), prep, k)
-    _save_method(seed_dir, "siamese", m, top, time.time() - t0, hist)
+      init=init, learning_rate=sc.learning_rate, num_steps=sc.num_steps,
+      key=jax.random.fold_in(key, 2), eval_every=sc.eval_every, t0=t0)
   out["siamese"] = _load_method(seed_dir, "siamese")
 
   # SSL: GP marginal likelihood on centred average ratings, from SIAMESE. The loop
@@ -236,17 +243,12 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
   if lc.sparse:
     inducing = select_inducing(jax.random.fold_in(key, 3), n, min(lc.num_inducing, n))
   train_inputs = tuple(x[prep.train_rows] for x in prep.inputs)
-  ssl_params, hist, _ = loop.train(
-      name="SSL", loss_fn=objectives.ssl_loss_fn(
+  ssl_params = fit_metric(
+      "ssl", loss_fn=objectives.ssl_loss_fn(
           train_inputs=train_inputs, y=prep.y.astype(dtype), inducing_idx=inducing,
           titsias=lc.titsias),
-      params=init, optimizer=_optimizer(lc.learning_rate), num_steps=lc.num_steps,
-      key=jax.random.fold_in(key, 4), ckpt_path=seed_dir / "ssl.ckpt",
-      ckpt_every=config.checkpoint_every, evaluate=eval_fn("ssl"),
-      eval_every=lc.eval_every, progress=progress_fn("ssl", lc.num_steps))
-  if _load_method(seed_dir, "ssl") is None:
-    m, top = evaluate_scores(objectives.metric_score_fn(ssl_params, prep.inputs), prep, k)
-    _save_method(seed_dir, "ssl", m, top, time.time() - t0, hist)
+      init=init, learning_rate=lc.learning_rate, num_steps=lc.num_steps,
+      key=jax.random.fold_in(key, 4), eval_every=lc.eval_every, t0=t0)
   out["ssl"] = _load_method(seed_dir, "ssl")
   out["ssl_params"] = ssl_params
 
@@ -278,17 +280,6 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
   return out
 
 
-def _check_config(workdir: pathlib.Path, config) -> None:
-  path = workdir / "config.json"
-  now = json.loads(config.to_json_best_effort())
-  old = checkpoint.read_json(path)
-  if old is not None and old != now:
-    diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
-    raise ValueError(f"{workdir} holds a run with another config (differs in {diff}); "
-                     "use a fresh --workdir, or delete that one to start over")
-  checkpoint.write_json(path, now)
-
-
 def run(config: ml_collections.ConfigDict, workdir, *, log: Log = lambda s: None) -> dict:
   """Runs every method for every seed and writes the results contract under `workdir`.
 
@@ -297,7 +288,7 @@ def run(config: ml_collections.ConfigDict, workdir, *, log: Log = lambda s: None
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _check_config(workdir, config)
+  checkpoint.check_workdir_config(workdir, config)
   sink = MetricSink(workdir / "metrics.jsonl")
   prep = prepare(config, log)
   per_seed = {}

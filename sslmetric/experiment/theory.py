@@ -35,7 +35,6 @@ psd_shift objective (the per-user MLE).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from typing import Sequence
@@ -251,16 +250,6 @@ def summary_rows(records: Sequence[dict]) -> list:
   return rows
 
 
-def _check_config(workdir: pathlib.Path, config) -> None:
-  path = workdir / "config.json"
-  now = json.loads(config.to_json_best_effort())
-  old = checkpoint.read_json(path)
-  if old is not None and old != now:
-    raise ValueError(f"{workdir} holds a run with another config; use a fresh --workdir, "
-                     "or delete that one to start over")
-  checkpoint.write_json(path, now)
-
-
 def run(config: ml_collections.ConfigDict, workdir, *, log: Log = lambda s: None) -> dict:
   """Runs the theory check and writes theory.json/.csv/.png (+ personal_recovery.*).
 
@@ -274,7 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir, *, log: Log = lambda s: None
                      "(experiments/theory.py does) or set --config.dtype=float32")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _check_config(workdir, config)
+  checkpoint.check_workdir_config(workdir, config)
   t_start = time.time()
   truth = make_truth(config)
   heldout = make_heldout(config, truth)

@@ -22,8 +22,6 @@ below marked ASSUMPTION is ours (also listed in the README):
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
