@@ -10,6 +10,7 @@ The loop does not print. It calls `progress(step, loss)` and `evaluate(step, par
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -32,12 +33,17 @@ def _history_path(ckpt_path: pathlib.Path) -> pathlib.Path:
   return pathlib.Path(ckpt_path).with_suffix(".history.json")
 
 
+@functools.lru_cache(maxsize=None)
 def make_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
-  """jit(step): (state, key) -> (state', loss); `loss_fn(params, key) -> []`."""
+  """jit(step): (state, key, data) -> (state', loss); `loss_fn(params, key, data) -> []`.
+
+  Cached on (loss_fn, optimizer), so equal objects share one compiled step (seeds
+  differ only in `data`, which is an argument, not a closure).
+  """
 
   @jax.jit
-  def step(state: TrainState, key: jax.Array):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, key)
+  def step(state: TrainState, key: jax.Array, data: Any):
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, key, data)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(state.step + 1, params, opt_state), loss
@@ -50,12 +56,13 @@ def train(*, name: str, loss_fn: Callable, params: Any,
           ckpt_path: Optional[pathlib.Path] = None, ckpt_every: int = 100,
           evaluate: Optional[Callable[[int, Any], dict]] = None, eval_every: int = 0,
           progress: Optional[Callable[[int, float], None]] = None,
-          history: Optional[list] = None) -> tuple:
+          history: Optional[list] = None, data: Any = None) -> tuple:
   """Runs `num_steps` updates of `loss_fn`, resuming from `ckpt_path` if present.
 
   Args:
     name: what is trained (for error messages).
-    loss_fn: (params, key) -> scalar loss; `key` is `fold_in(key, step)`.
+    loss_fn: (params, key, data) -> scalar loss, or (params, key) when `data` is None;
+      `key` is `fold_in(key, step)`.
     params: initial parameters (also the template a checkpoint is restored into).
     optimizer: an optax transformation.
     num_steps: total updates.
@@ -67,6 +74,7 @@ def train(*, name: str, loss_fn: Callable, params: Any,
     eval_every: 0 = only at the start and the end.
     progress: optional (step, loss) callback after every step.
     history: list the evaluation records go into (restored on resume).
+    data: the arrays `loss_fn` reads (passed to the compiled step, not closed over).
 
   Returns:
     (params, history, losses) with `losses` the per-step losses of this process.
@@ -78,6 +86,9 @@ def train(*, name: str, loss_fn: Callable, params: Any,
     if restored is not None:
       state = restored
       history[:] = checkpoint.read_json(_history_path(ckpt_path), default=[])
+  if data is None:
+    closure = loss_fn
+    loss_fn = lambda params, key, _: closure(params, key)  # noqa: E731
   step_fn = make_step(loss_fn, optimizer)
   start = int(state.step)
 
@@ -95,7 +106,7 @@ def train(*, name: str, loss_fn: Callable, params: Any,
     record(0)
   losses = []
   for s in range(start, num_steps):
-    state, loss = step_fn(state, jax.random.fold_in(key, s))
+    state, loss = step_fn(state, jax.random.fold_in(key, s), data)
     loss = float(loss)
     if not np.isfinite(loss):
       check_finite(state.params, name=f"{name} parameters", step=s + 1)

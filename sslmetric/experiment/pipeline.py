@@ -16,6 +16,7 @@ config continues a killed run and reaches the same numbers.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 from typing import Callable
@@ -150,7 +151,8 @@ def _load_method(seed_dir, method):
   return rec, np.load(seed_dir / f"{method}_topk.npy")
 
 
-def _optimizer(lr: float):
+@functools.lru_cache(maxsize=None)
+def _optimizer(lr: float):  # cached: the same object lets seeds share a compiled step
   return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(lr))
 
 
@@ -182,10 +184,12 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
       return m
     return ev
 
-  def fit_metric(method, *, loss_fn, init, learning_rate, num_steps, key, eval_every, t0):
+  def fit_metric(method, *, objective, init, learning_rate, num_steps, key, eval_every,
+                 t0):
     """Trains (or resumes) a distance-metric model; evaluates and records it once."""
+    loss_fn, data = objective
     params, hist, _ = loop.train(
-        name=method.upper(), loss_fn=loss_fn, params=init,
+        name=method.upper(), loss_fn=loss_fn, data=data, params=init,
         optimizer=_optimizer(learning_rate), num_steps=num_steps, key=key,
         ckpt_path=seed_dir / f"{method}.ckpt", ckpt_every=config.checkpoint_every,
         evaluate=eval_fn(method), eval_every=eval_every,
@@ -225,7 +229,7 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
   if config.model.scale_init:
     init["w"] = scaled_init_weights(init, prep, jax.random.fold_in(key, 7))
   siamese_params = fit_metric(
-      "siamese", loss_fn=objectives.siamese_loss_fn(
+      "siamese", objective=objectives.siamese_loss_fn(
           inputs=prep.inputs, pairs=pairs, batch_size=sc.batch_size, margin=sc.margin),
       init=init, learning_rate=sc.learning_rate, num_steps=sc.num_steps,
       key=jax.random.fold_in(key, 2), eval_every=sc.eval_every, t0=t0)
@@ -244,7 +248,7 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
     inducing = select_inducing(jax.random.fold_in(key, 3), n, min(lc.num_inducing, n))
   train_inputs = tuple(x[prep.train_rows] for x in prep.inputs)
   ssl_params = fit_metric(
-      "ssl", loss_fn=objectives.ssl_loss_fn(
+      "ssl", objective=objectives.ssl_loss_fn(
           train_inputs=train_inputs, y=prep.y.astype(dtype), inducing_idx=inducing,
           titsias=lc.titsias),
       init=init, learning_rate=lc.learning_rate, num_steps=lc.num_steps,
@@ -266,9 +270,10 @@ def run_seed(config, prep: Prepared, seed: int, workdir: pathlib.Path, log: Log,
     init = spe.init_spe(jax.random.fold_in(key, 5), content_dim=content.shape[1],
                         num_items=prep.catalogue.num_items, embed_dim=pc.embed_dim,
                         dtype=dtype)
+    loss_fn, data = objectives.spe_loss_fn(
+        pairs=pairs, batch_size=pc.batch_size, content=content, beta=beta, warm=warm)
     params, _, _ = loop.train(
-        name="SPE", loss_fn=objectives.spe_loss_fn(
-            pairs=pairs, batch_size=pc.batch_size, content=content, beta=beta, warm=warm),
+        name="SPE", loss_fn=loss_fn, data=data,
         params=init, optimizer=_optimizer(pc.learning_rate), num_steps=pc.num_steps,
         key=jax.random.fold_in(key, 6), ckpt_path=seed_dir / "spe.ckpt",
         ckpt_every=config.checkpoint_every,
